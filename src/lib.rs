@@ -1,0 +1,1 @@
+//! agent-auth (work in progress skeleton).
