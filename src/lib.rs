@@ -75,3 +75,8 @@ pub use layer::{AgentAuthService, ResponseFuture};
 pub use metadata::ProtectedResourceMetadata;
 pub use scopes::{RequireScopes, RequireScopesService};
 pub use verify::TypPolicy;
+
+/// The README's examples, compiled as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

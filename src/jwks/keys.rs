@@ -348,7 +348,7 @@ mod tests {
         y_is_p[31] = 0x7f;
         for bytes in [identity, y_is_p] {
             let x = URL_SAFE_NO_PAD.encode(bytes);
-            let err = ed25519_key(Some(&x)).err().expect("must be refused");
+            let err = ed25519_key(Some(&x)).expect_err("must be refused");
             assert!(
                 matches!(err, KeyError::Weak(_) | KeyError::Malformed),
                 "{err}"
