@@ -105,12 +105,25 @@ fn es256(c: &mut Criterion) {
 fn rs256(c: &mut Criterion) {
     use rsa::signature::Verifier as _;
     let pair = lc::RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-    let n = pair.public_key().modulus().big_endian_without_leading_zero().to_vec();
-    let e = pair.public_key().exponent().big_endian_without_leading_zero().to_vec();
+    let n = pair
+        .public_key()
+        .modulus()
+        .big_endian_without_leading_zero()
+        .to_vec();
+    let e = pair
+        .public_key()
+        .exponent()
+        .big_endian_without_leading_zero()
+        .to_vec();
     let message = signing_input("RS256", "http://127.0.0.1:8080");
     let mut signature = vec![0; pair.public_modulus_len()];
-    pair.sign(&lc::RSA_PKCS1_SHA256, &SystemRandom::new(), message.as_bytes(), &mut signature)
-        .unwrap();
+    pair.sign(
+        &lc::RSA_PKCS1_SHA256,
+        &SystemRandom::new(),
+        message.as_bytes(),
+        &mut signature,
+    )
+    .unwrap();
     let components = lc::RsaPublicKeyComponents { n: &n, e: &e };
     let rc_key = rsa::pkcs1v15::VerifyingKey::<rsa::sha2::Sha256>::new(
         rsa::RsaPublicKey::new(
@@ -171,7 +184,9 @@ fn agent_token(c: &mut Criterion) {
     let token = format!("{message}.{}", b64(pair.sign(message.as_bytes())));
     let signature = pair.sign(message.as_bytes()).as_ref().to_vec();
     // Warm the key cache once; every measured call then verifies from scratch with cached keys.
-    runtime.block_on(auth.verify(&token)).expect("token verifies");
+    runtime
+        .block_on(auth.verify(&token))
+        .expect("token verifies");
 
     let mut group = c.benchmark_group("agent_token");
     group.bench_function("bare_ed25519_verify", |b| {
