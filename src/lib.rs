@@ -1,1 +1,4 @@
 //! agent-auth (work in progress skeleton).
+
+#[cfg(feature = "issuer")]
+pub mod issuer;
