@@ -22,7 +22,7 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Issuer URL: the tokens' `iss` (default: http://{listen}).
+    /// Issuer URL: the tokens' `iss` (default: http://{listen}, with the bound port).
     #[arg(long)]
     issuer_url: Option<String>,
     /// SQLite database file, the default storage (not available yet: use --in-memory).
@@ -78,9 +78,16 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let issuer_url = args
-        .issuer_url
-        .unwrap_or_else(|| format!("http://{}", args.listen));
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    // The bound address (differs from --listen with port 0).
+    let local = listener.local_addr().unwrap_or(args.listen);
+    let issuer_url = args.issuer_url.unwrap_or_else(|| format!("http://{local}"));
     let issuer = match Issuer::builder()
         .issuer_url(issuer_url)
         .admin_key(key.clone())
@@ -93,13 +100,6 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let listener = match tokio::net::TcpListener::bind(args.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: cannot listen on {}: {e}", args.listen);
-            return ExitCode::FAILURE;
-        }
-    };
     if generated {
         // Printed once, on purpose: this is how the operator learns the generated key.
         println!(
@@ -108,11 +108,7 @@ async fn main() -> ExitCode {
         println!("  AGENT_AUTH_ADMIN_KEY_ID={}", key.id());
         println!("  AGENT_AUTH_ADMIN_KEY_SECRET={}", key.secret().expose());
     }
-    println!(
-        "agent-auth issuer {} listening on {}",
-        issuer.url(),
-        args.listen
-    );
+    println!("agent-auth issuer {} listening on {local}", issuer.url());
     match issuer.serve(listener, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

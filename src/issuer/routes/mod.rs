@@ -199,15 +199,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 BodyError::TooLarge => ApiError::payload_too_large(MAX_BODY_BYTES),
                 BodyError::Read => ApiError::bad_request("the request body could not be read"),
             })?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
-            use serde_json::error::Category;
-            match e.classify() {
-                Category::Data => ApiError::validation(e.to_string()),
-                Category::Syntax | Category::Eof | Category::Io => {
-                    ApiError::invalid_json(format!("malformed JSON: {e}"))
-                }
-            }
-        })
+        // Parse to a value first: syntax errors are 400, and only an object is accepted (serde
+        // would otherwise also map a JSON array onto a struct, field by position).
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::invalid_json(format!("malformed JSON: {e}")))?;
+        if !value.is_object() {
+            return Err(ApiError::validation("the body must be a JSON object"));
+        }
+        T::deserialize(value)
+            .map(JsonBody)
+            .map_err(|e| ApiError::validation(e.to_string()))
     }
 }
 
