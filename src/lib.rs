@@ -1,4 +1,84 @@
-//! agent-auth (work in progress skeleton).
+//! # agent-auth
+//!
+//! Let an HTTP API trust AI agents. Agents get their own identity from an OAuth 2.0 issuer
+//! (`client_credentials`, short-lived EdDSA JWTs); [`AgentAuth`] verifies those tokens on every
+//! request, insists that the caller is an agent (`dat.type == "agent"` **and** a `sub` starting
+//! with `agt_`), and hands the handler a typed [`Agent`]. [`RequireScopes`] guards single routes.
+//!
+//! ## Quickstart
+//!
+//! ```no_run
+//! use agent_auth::{Agent, AgentAuth, RequireScopes};
+//! use axum::{Json, Router, routing::{get, post}};
+//! use serde_json::{Value, json};
+//!
+//! async fn list(agent: Agent) -> Json<Value> {
+//!     Json(json!({ "agent_id": agent.id(), "tickets": [] }))
+//! }
+//!
+//! async fn triage(agent: Agent) -> Json<Value> {
+//!     Json(json!({ "agent_id": agent.id(), "triaged": true }))
+//! }
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let auth = AgentAuth::new("http://127.0.0.1:8080")       // the issuer; `iss` must equal it
+//!     .audience("https://api.example.com/tickets");        // accepted `aud` values
+//! let app = Router::new()
+//!     .route("/tickets", get(list).layer(RequireScopes::all(["tickets:read"])))
+//!     .route("/tickets/{id}/triage", post(triage).layer(RequireScopes::all(["tickets:triage"])))
+//!     .layer(auth);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app).await
+//! # }
+//! ```
+//!
+//! ## What is checked, and what a refusal looks like
+//!
+//! | request | response |
+//! |---|---|
+//! | no `Authorization: Bearer` (or another scheme) | `401`, `WWW-Authenticate: Bearer realm="…"` |
+//! | two `Authorization` headers, `Bearer` without token, bad syntax | `400`, `error="invalid_request"` |
+//! | bad signature, `alg` not bound to the key, wrong `iss`/`aud`, expired, not an agent, … | `401`, `error="invalid_token"` |
+//! | agent lacks a route's scope | `403`, `error="insufficient_scope"`, `scope="…"` |
+//! | keys unobtainable (issuer down, nothing cached) | `503` with `Retry-After` |
+//!
+//! Keys come from the issuer's JWKS (see [`AgentAuth`] for the cache rules). Only asymmetric
+//! [`Algorithm`]s exist; `none` and `HS*` cannot be configured.
+//!
+//! ## Features
+//!
+//! * `axum` (default): [`Agent`] is an extractor; [`axum::resource_metadata_router`].
+//! * `issuer`: the bundled OAuth 2.0 issuer for agents, usable in-process in tests.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod agent;
+mod algorithm;
+mod challenge;
+mod config;
+mod error;
+mod jwks;
+mod layer;
+mod metadata;
+mod scopes;
+mod verify;
+
+#[cfg(feature = "axum")]
+pub mod axum;
 #[cfg(feature = "issuer")]
 pub mod issuer;
+
+pub use agent::Agent;
+pub use algorithm::Algorithm;
+pub use config::{AgentAuth, ConfigError, KeyRefreshError};
+pub use error::{AuthError, InvalidRequest, InvalidToken};
+pub use layer::{AgentAuthService, ResponseFuture};
+pub use metadata::ProtectedResourceMetadata;
+pub use scopes::{RequireScopes, RequireScopesService};
+pub use verify::TypPolicy;
+
+/// The README's examples, compiled as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

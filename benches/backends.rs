@@ -1,0 +1,191 @@
+//! Which crypto backend, and what our verification path costs on top of the signature.
+//!
+//! * `ed25519`, `es256`, `rs256`: raw signature verification of the same agent-token signing
+//!   input with aws-lc-rs (the backend jsonwebtoken uses here) and with RustCrypto
+//!   (ed25519-dalek, p256, rsa: what jsonwebtoken's `rust_crypto` feature uses).
+//! * `agent_token`: `AgentAuth::verify` of a full EdDSA agent token (keys cached, nothing else
+//!   cached) against the bare aws-lc-rs Ed25519 verify of its signing input.
+//!
+//! `cargo bench --bench backends`; compare lines within one group (same run, same machine).
+
+use std::hint::black_box;
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{self as lc, KeyPair as _};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use criterion::{Criterion, criterion_group, criterion_main};
+use serde_json::json;
+
+fn b64(bytes: impl AsRef<[u8]>) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn signing_input(alg: &str, issuer: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = json!({ "alg": alg, "kid": "bench", "typ": "at+jwt" });
+    let claims = json!({
+        "iss": issuer, "sub": "agt_7c1de2f3a4b5c6d7e8f9a0b1c2d3e4f5",
+        "aud": "https://api.example.com/tickets", "exp": now + 3600, "iat": now,
+        "jti": "3f1c8a0e-bench", "client_id": "agt_7c1de2f3a4b5c6d7e8f9a0b1c2d3e4f5",
+        "scope": "tickets:read tickets:triage", "dat": { "type": "agent" },
+    });
+    format!("{}.{}", b64(header.to_string()), b64(claims.to_string()))
+}
+
+fn ed25519(c: &mut Criterion) {
+    let pkcs8 = lc::Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+    let pair = lc::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let public: [u8; 32] = pair.public_key().as_ref().try_into().unwrap();
+    let message = signing_input("EdDSA", "http://127.0.0.1:8080");
+    let signature = pair.sign(message.as_bytes()).as_ref().to_vec();
+    let dalek_signature = ed25519_dalek::Signature::from_slice(&signature).unwrap();
+    let dalek_key = ed25519_dalek::VerifyingKey::from_bytes(&public).unwrap();
+
+    let mut group = c.benchmark_group("ed25519");
+    group.bench_function("aws_lc_rs", |b| {
+        b.iter(|| {
+            lc::UnparsedPublicKey::new(&lc::ED25519, black_box(&public))
+                .verify(black_box(message.as_bytes()), black_box(&signature))
+                .unwrap()
+        })
+    });
+    group.bench_function("dalek_strict_prebuilt_key", |b| {
+        b.iter(|| {
+            dalek_key
+                .verify_strict(black_box(message.as_bytes()), black_box(&dalek_signature))
+                .unwrap()
+        })
+    });
+    group.bench_function("dalek_key_rebuilt_per_call", |b| {
+        b.iter(|| {
+            ed25519_dalek::VerifyingKey::from_bytes(black_box(&public))
+                .unwrap()
+                .verify_strict(black_box(message.as_bytes()), black_box(&dalek_signature))
+                .unwrap()
+        })
+    });
+    group.finish();
+}
+
+fn es256(c: &mut Criterion) {
+    use p256::ecdsa::signature::Verifier as _;
+    let pair = lc::EcdsaKeyPair::generate(&lc::ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+    let public = pair.public_key().as_ref().to_vec();
+    let message = signing_input("ES256", "http://127.0.0.1:8080");
+    let signature = pair
+        .sign(&SystemRandom::new(), message.as_bytes())
+        .unwrap()
+        .as_ref()
+        .to_vec();
+    let rc_key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&public).unwrap();
+    let rc_signature = p256::ecdsa::Signature::from_slice(&signature).unwrap();
+
+    let mut group = c.benchmark_group("es256");
+    group.bench_function("aws_lc_rs", |b| {
+        b.iter(|| {
+            lc::UnparsedPublicKey::new(&lc::ECDSA_P256_SHA256_FIXED, black_box(&public))
+                .verify(black_box(message.as_bytes()), black_box(&signature))
+                .unwrap()
+        })
+    });
+    group.bench_function("rust_crypto", |b| {
+        b.iter(|| {
+            rc_key
+                .verify(black_box(message.as_bytes()), black_box(&rc_signature))
+                .unwrap()
+        })
+    });
+    group.finish();
+}
+
+fn rs256(c: &mut Criterion) {
+    use rsa::signature::Verifier as _;
+    let pair = lc::RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let n = pair.public_key().modulus().big_endian_without_leading_zero().to_vec();
+    let e = pair.public_key().exponent().big_endian_without_leading_zero().to_vec();
+    let message = signing_input("RS256", "http://127.0.0.1:8080");
+    let mut signature = vec![0; pair.public_modulus_len()];
+    pair.sign(&lc::RSA_PKCS1_SHA256, &SystemRandom::new(), message.as_bytes(), &mut signature)
+        .unwrap();
+    let components = lc::RsaPublicKeyComponents { n: &n, e: &e };
+    let rc_key = rsa::pkcs1v15::VerifyingKey::<rsa::sha2::Sha256>::new(
+        rsa::RsaPublicKey::new(
+            rsa::BigUint::from_bytes_be(&n),
+            rsa::BigUint::from_bytes_be(&e),
+        )
+        .unwrap(),
+    );
+    let rc_signature = rsa::pkcs1v15::Signature::try_from(signature.as_slice()).unwrap();
+
+    let mut group = c.benchmark_group("rs256");
+    group.bench_function("aws_lc_rs", |b| {
+        b.iter(|| {
+            components
+                .verify(
+                    &lc::RSA_PKCS1_2048_8192_SHA256,
+                    black_box(message.as_bytes()),
+                    black_box(&signature),
+                )
+                .unwrap()
+        })
+    });
+    group.bench_function("rust_crypto", |b| {
+        b.iter(|| {
+            rc_key
+                .verify(black_box(message.as_bytes()), black_box(&rc_signature))
+                .unwrap()
+        })
+    });
+    group.finish();
+}
+
+fn agent_token(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pkcs8 = lc::Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+    let pair = lc::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let public = pair.public_key().as_ref().to_vec();
+    let jwks = json!({ "keys": [{ "kty": "OKP", "crv": "Ed25519", "kid": "bench", "alg": "EdDSA", "x": b64(&public) }] });
+
+    let (issuer, auth) = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new().route(
+            "/jwks.json",
+            axum::routing::get(move || {
+                let jwks = jwks.clone();
+                async move { axum::Json(jwks) }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let auth = agent_auth::AgentAuth::new(&issuer).audience("https://api.example.com/tickets");
+        (issuer, auth)
+    });
+    let message = signing_input("EdDSA", &issuer);
+    let token = format!("{message}.{}", b64(pair.sign(message.as_bytes())));
+    let signature = pair.sign(message.as_bytes()).as_ref().to_vec();
+    // Warm the key cache once; every measured call then verifies from scratch with cached keys.
+    runtime.block_on(auth.verify(&token)).expect("token verifies");
+
+    let mut group = c.benchmark_group("agent_token");
+    group.bench_function("bare_ed25519_verify", |b| {
+        b.iter(|| {
+            lc::UnparsedPublicKey::new(&lc::ED25519, black_box(&public))
+                .verify(black_box(message.as_bytes()), black_box(&signature))
+                .unwrap()
+        })
+    });
+    group.bench_function("agent_auth_verify", |b| {
+        b.iter(|| runtime.block_on(auth.verify(black_box(&token))).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, ed25519, es256, rs256, agent_token);
+criterion_main!(benches);

@@ -1,0 +1,347 @@
+//! The issuer's signing keys: fetched, cached, refreshed.
+//!
+//! Readers never lock: the current [`KeySet`] sits behind an [`ArcSwap`]. Writers (a refresh)
+//! serialise on one async mutex, which makes every fetch single-flight. Three things fetch:
+//!
+//! * the background task, shortly before the keys' freshness runs out (and, after a failure,
+//!   again after the cooldown), for as long as any layer clone is alive;
+//! * a token whose `kid` we do not know, at most once per cooldown however many such tokens
+//!   arrive;
+//! * a request finding no usable keys at all (never fetched, or the last good keys older than
+//!   `max_stale`), at most once per cooldown; meanwhile such requests get `503`.
+//!
+//! A failed refresh keeps the last good keys: they keep verifying for up to `max_stale`.
+
+mod fetch;
+mod keys;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use http::HeaderValue;
+use tokio::sync::{Mutex, Notify};
+use url::Url;
+
+use crate::algorithm::Algorithm;
+use crate::error::{AuthError, InvalidToken};
+pub(crate) use fetch::FetchError;
+use fetch::{Fetcher, JwksResponse};
+pub(crate) use keys::{KeySet, Lookup, VerifyingKey};
+
+/// Where the JWKS lives.
+#[derive(Debug, Clone)]
+pub(crate) enum JwksSource {
+    Uri(Url),
+    /// Read `jwks_uri` from the issuer's RFC 8414 metadata on first use.
+    Discover,
+}
+
+/// Cache bounds and timings.
+#[derive(Debug, Clone)]
+pub(crate) struct JwksConfig {
+    pub(crate) source: JwksSource,
+    pub(crate) default_ttl: Duration,
+    pub(crate) min_ttl: Duration,
+    pub(crate) max_ttl: Duration,
+    pub(crate) cooldown: Duration,
+    pub(crate) timeout: Duration,
+    pub(crate) max_bytes: usize,
+    pub(crate) max_stale: Duration,
+}
+
+/// One immutable generation of keys.
+#[derive(Debug)]
+struct KeyState {
+    keys: KeySet,
+    generation: u64,
+    /// When the background task should fetch again.
+    refresh_at: Instant,
+    /// After this the keys are too old to trust; `None` until the first successful fetch.
+    usable_until: Option<Instant>,
+}
+
+impl KeyState {
+    fn usable(&self, now: Instant) -> bool {
+        self.usable_until.is_some_and(|until| now < until)
+    }
+}
+
+/// What only the (single) refresher touches.
+#[derive(Debug, Default)]
+struct RefreshState {
+    jwks_uri: Option<Url>,
+    etag: Option<HeaderValue>,
+}
+
+/// The shared key cache; clones of the layer hold one `Arc` of it.
+pub(crate) struct JwksCache {
+    issuer: Box<str>,
+    config: JwksConfig,
+    fetcher: Fetcher,
+    state: ArcSwap<KeyState>,
+    refresh: Mutex<RefreshState>,
+    /// Time base for the atomics below.
+    epoch: Instant,
+    /// Milliseconds after `epoch` (plus one; zero = never) of the last on-demand fetch.
+    last_on_demand: AtomicU64,
+    /// Counts fetches that reached the network, for diagnostics and tests.
+    fetches: AtomicU64,
+    background_started: AtomicBool,
+    shutdown: Arc<Notify>,
+}
+
+impl std::fmt::Debug for JwksCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwksCache")
+            .field("issuer", &self.issuer)
+            .field("keys", &self.state.load().keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for JwksCache {
+    fn drop(&mut self) {
+        // Wake the background task so it notices the cache is gone and exits now.
+        self.shutdown.notify_one();
+    }
+}
+
+impl JwksCache {
+    pub(crate) fn new(issuer: &str, config: JwksConfig) -> Result<Self, reqwest::Error> {
+        let fetcher = Fetcher::new(config.timeout, config.max_bytes)?;
+        let now = Instant::now();
+        let jwks_uri = match &config.source {
+            JwksSource::Uri(url) => Some(url.clone()),
+            JwksSource::Discover => None,
+        };
+        Ok(JwksCache {
+            issuer: issuer.into(),
+            fetcher,
+            state: ArcSwap::from_pointee(KeyState {
+                keys: KeySet::default(),
+                generation: 0,
+                refresh_at: now,
+                usable_until: None,
+            }),
+            refresh: Mutex::new(RefreshState {
+                jwks_uri,
+                etag: None,
+            }),
+            epoch: now,
+            last_on_demand: AtomicU64::new(0),
+            fetches: AtomicU64::new(0),
+            background_started: AtomicBool::new(false),
+            shutdown: Arc::new(Notify::new()),
+            config,
+        })
+    }
+
+    /// Number of JWKS or metadata requests sent so far.
+    pub(crate) fn fetch_count(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
+    }
+
+    /// The key for `kid`/`alg` if it can be decided without I/O: `None` means "call
+    /// [`key_for`](Self::key_for)", which may fetch.
+    pub(crate) fn key_now(
+        self: &Arc<Self>,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Option<Result<Arc<VerifyingKey>, AuthError>> {
+        self.start_background_refresh();
+        let state = self.state.load();
+        let now = Instant::now();
+        if !state.usable(now) {
+            return None;
+        }
+        match state.keys.find(kid, alg) {
+            Lookup::Found(key) => Some(Ok(key.clone())),
+            Lookup::AlgorithmMismatch => Some(Err(InvalidToken::KeyAlgorithmMismatch.into())),
+            Lookup::Ambiguous => Some(Err(InvalidToken::AmbiguousKey.into())),
+            Lookup::Unknown if self.cooldown_left(now).is_some() => {
+                Some(Err(InvalidToken::UnknownKey.into()))
+            }
+            Lookup::Unknown => None,
+        }
+    }
+
+    /// The key for `kid`/`alg`, fetching the JWKS if the key is unknown or no keys are usable
+    /// (each at most once per cooldown, single-flight).
+    pub(crate) async fn key_for(
+        self: &Arc<Self>,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<Arc<VerifyingKey>, AuthError> {
+        if let Some(decided) = self.key_now(kid, alg) {
+            return decided;
+        }
+        let seen = self.state.load().generation;
+        {
+            let mut refresh = self.refresh.lock().await;
+            // Another request may have refreshed while we queued: use its result.
+            if self.state.load().generation == seen && self.cooldown_left(Instant::now()).is_none()
+            {
+                self.mark_on_demand_fetch();
+                if let Err(error) = self.refresh_locked(&mut refresh).await {
+                    tracing::warn!(%error, issuer = %self.issuer, "JWKS fetch failed");
+                }
+            }
+        }
+        let state = self.state.load();
+        let now = Instant::now();
+        if !state.usable(now) {
+            return Err(AuthError::KeysUnavailable {
+                retry_after: self.cooldown_left(now).unwrap_or(self.config.cooldown),
+            });
+        }
+        match state.keys.find(kid, alg) {
+            Lookup::Found(key) => Ok(key.clone()),
+            Lookup::AlgorithmMismatch => Err(InvalidToken::KeyAlgorithmMismatch.into()),
+            Lookup::Ambiguous => Err(InvalidToken::AmbiguousKey.into()),
+            Lookup::Unknown => Err(InvalidToken::UnknownKey.into()),
+        }
+    }
+
+    /// Fetches now (single-flight with every other fetch), whatever the cooldown says.
+    pub(crate) async fn refresh(&self) -> Result<(), FetchError> {
+        let mut refresh = self.refresh.lock().await;
+        self.refresh_locked(&mut refresh).await
+    }
+
+    fn mark_on_demand_fetch(&self) {
+        let since_epoch = self.epoch.elapsed().as_millis() as u64;
+        self.last_on_demand
+            .store(since_epoch + 1, Ordering::Release);
+    }
+
+    /// Time left before another on-demand fetch is allowed; `None` if one is allowed now.
+    fn cooldown_left(&self, now: Instant) -> Option<Duration> {
+        let last = self.last_on_demand.load(Ordering::Acquire);
+        if last == 0 {
+            return None;
+        }
+        let at = self.epoch + Duration::from_millis(last - 1);
+        let next = at + self.config.cooldown;
+        next.checked_duration_since(now)
+            .filter(|left| !left.is_zero())
+    }
+
+    /// One fetch; on success the new key set replaces the old one for every reader at once.
+    async fn refresh_locked(&self, refresh: &mut RefreshState) -> Result<(), FetchError> {
+        let jwks_uri = match &refresh.jwks_uri {
+            Some(uri) => uri.clone(),
+            None => {
+                self.fetches.fetch_add(1, Ordering::Relaxed);
+                let uri = self.fetcher.discover_jwks_uri(&self.issuer).await?;
+                refresh.jwks_uri = Some(uri.clone());
+                uri
+            }
+        };
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let current = self.state.load_full();
+        let etag = refresh
+            .etag
+            .as_ref()
+            .filter(|_| current.usable_until.is_some());
+        let (keys, max_age) = match self.fetcher.jwks(&jwks_uri, etag).await? {
+            JwksResponse::NotModified { max_age } => (None, max_age),
+            JwksResponse::Modified {
+                body,
+                etag,
+                max_age,
+            } => {
+                let keys = KeySet::parse(&body)?;
+                refresh.etag = etag;
+                (Some(keys), max_age)
+            }
+        };
+        let ttl = max_age
+            .unwrap_or(self.config.default_ttl)
+            .clamp(self.config.min_ttl, self.config.max_ttl)
+            // A zero TTL would make the background task spin.
+            .max(Duration::from_secs(1));
+        let now = Instant::now();
+        // Refresh a little before the freshness runs out, so readers never see a gap.
+        let refresh_at = now + ttl - ttl / 10;
+        let usable_until = Some(now + ttl.max(self.config.max_stale));
+        let next = match keys {
+            Some(keys) => {
+                tracing::debug!(issuer = %self.issuer, keys = keys.len(), ttl_secs = ttl.as_secs(), "JWKS refreshed");
+                KeyState {
+                    keys,
+                    generation: current.generation + 1,
+                    refresh_at,
+                    usable_until,
+                }
+            }
+            None => {
+                tracing::debug!(issuer = %self.issuer, "JWKS not modified");
+                // Same keys: rebuild the state around them (the key set is shared via `Arc`s).
+                KeyState {
+                    keys: current.keys.clone(),
+                    generation: current.generation + 1,
+                    refresh_at,
+                    usable_until,
+                }
+            }
+        };
+        self.state.store(Arc::new(next));
+        Ok(())
+    }
+
+    /// Starts the background refresher once, from inside a Tokio runtime.
+    fn start_background_refresh(self: &Arc<Self>) {
+        if self.background_started.load(Ordering::Relaxed)
+            || self.background_started.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // Not in a runtime: allow a later call to start it.
+            self.background_started.store(false, Ordering::Release);
+            return;
+        };
+        let cache = Arc::downgrade(self);
+        let shutdown = self.shutdown.clone();
+        runtime.spawn(background_refresh(cache, shutdown));
+    }
+}
+
+/// Refreshes before the keys go stale; after a failure, retries once per cooldown. Ends when the
+/// last layer clone is dropped.
+async fn background_refresh(cache: Weak<JwksCache>, shutdown: Arc<Notify>) {
+    let mut retry_at: Option<Instant> = None;
+    loop {
+        let wake_at = {
+            let Some(cache) = cache.upgrade() else { return };
+            let state = cache.state.load();
+            if state.usable_until.is_none() && retry_at.is_none() {
+                // Nothing fetched yet: the first request fetches on demand; check back later.
+                Instant::now() + cache.config.cooldown
+            } else {
+                retry_at.unwrap_or(state.refresh_at)
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep_until(wake_at.into()) => {}
+            () = shutdown.notified() => return,
+        }
+        let Some(cache) = cache.upgrade() else { return };
+        if cache.state.load().refresh_at > Instant::now()
+            && cache.state.load().usable_until.is_some()
+        {
+            // Someone refreshed meanwhile; sleep until the new deadline.
+            retry_at = None;
+            continue;
+        }
+        match cache.refresh().await {
+            Ok(()) => retry_at = None,
+            Err(error) => {
+                tracing::warn!(%error, issuer = %cache.issuer, "background JWKS refresh failed; keeping last good keys");
+                retry_at = Some(Instant::now() + cache.config.cooldown);
+            }
+        }
+    }
+}
