@@ -55,6 +55,22 @@ impl OffsetClock {
             });
     }
 
+    /// Moves the clock backward by `by` (saturating), e.g. to have the issuer issue a token that
+    /// is already past its `exp` by the real clock of a resource server.
+    pub fn rewind(&self, by: Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        let _ = self
+            .offset_ms
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |o| {
+                Some(o.saturating_sub(ms))
+            });
+    }
+
+    /// Puts the clock back to real time.
+    pub fn reset(&self) {
+        self.offset_ms.store(0, Ordering::SeqCst);
+    }
+
     /// The current offset from real time, in milliseconds.
     pub fn offset_ms(&self) -> i64 {
         self.offset_ms.load(Ordering::SeqCst)
@@ -78,5 +94,9 @@ mod tests {
         c.advance(Duration::from_secs(3600));
         assert!(c.now_ms() >= before + 3_600_000);
         assert_eq!(c.offset_ms(), 3_600_000);
+        c.rewind(Duration::from_secs(7200));
+        assert_eq!(c.offset_ms(), -3_600_000);
+        c.reset();
+        assert_eq!(c.offset_ms(), 0);
     }
 }

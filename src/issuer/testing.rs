@@ -137,6 +137,18 @@ impl TestIssuer {
         self.clock.advance(by);
     }
 
+    /// Moves the issuer's clock backward: tokens it issues then are already old by the real
+    /// clock (for example past their `exp`), which tests a resource server's expiry check
+    /// without sleeping.
+    pub fn rewind_clock(&self, by: Duration) {
+        self.clock.rewind(by);
+    }
+
+    /// Puts the issuer's clock back to real time.
+    pub fn reset_clock(&self) {
+        self.clock.reset();
+    }
+
     /// Creates an agent with `scopes` and one secret.
     pub async fn provision(&self, name: &str, scopes: &[&str]) -> Result<TestAgent, ClientError> {
         let agent = self
