@@ -41,8 +41,10 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Agent expiry is tested without sleeping: [`TestIssuer::advance_clock`] moves the issuer's
-//! clock (an [`OffsetClock`]).
+//! Time is tested without sleeping: [`TestIssuer::advance_clock`] moves the issuer's clock (an
+//! [`OffsetClock`]) forward, e.g. past an agent's `expires_at`; [`TestIssuer::rewind_clock`]
+//! moves it back, so that the token endpoint issues a token whose `exp` has already passed for
+//! your API's real clock.
 //!
 //! # Running it
 //!
