@@ -66,6 +66,8 @@ mod verify;
 
 #[cfg(feature = "axum")]
 pub mod axum;
+#[cfg(feature = "issuer")]
+pub mod issuer;
 
 pub use agent::Agent;
 pub use algorithm::Algorithm;

@@ -1,0 +1,346 @@
+//! The whole agent lifecycle against the bundled issuer and the tickets API, both in-process on
+//! 127.0.0.1 (ephemeral ports):
+//!
+//! ```text
+//! cargo run --example lifecycle --features issuer
+//! ```
+//!
+//! create → secret → token → call → scope refusal → rotation → suspension → reactivation →
+//! deletion, printing what came back at each step. Exits with status 1 as soon as any step
+//! does not behave as the contract says. Secrets and tokens are never printed (a token is shown
+//! by its `jti`).
+
+#[path = "common/tickets_api.rs"]
+mod tickets_api;
+
+use std::fmt::Display;
+use std::process::exit;
+
+use agent_auth::AgentAuth;
+use agent_auth::issuer::{AdminClient, AdminKey, CreateAgent, EventQuery, Issuer, Secret};
+use reqwest::StatusCode;
+
+const API: &str = "https://api.example.com/tickets";
+
+fn fail(msg: impl Display) -> ! {
+    eprintln!("\nFAILED: {msg}");
+    exit(1);
+}
+
+/// Unwraps or fails the walk-through.
+trait OrFail<T> {
+    fn or_fail(self, what: &str) -> T;
+}
+
+impl<T, E: Display> OrFail<T> for Result<T, E> {
+    fn or_fail(self, what: &str) -> T {
+        self.unwrap_or_else(|e| fail(format!("{what}: {e}")))
+    }
+}
+
+fn check(ok: bool, what: impl Display) {
+    if !ok {
+        fail(what);
+    }
+    println!("   ok: {what}");
+}
+
+fn step(n: u32, title: &str) {
+    println!("\n{n:>2}. {title}");
+}
+
+/// Identifies a token without printing it: its `jti` and size.
+fn describe(token: &str) -> String {
+    use base64::Engine as _;
+    let jti = token
+        .split('.')
+        .nth(1)
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .ok()
+        })
+        .and_then(|p| serde_json::from_slice::<serde_json::Value>(&p).ok())
+        .and_then(|c| c["jti"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    format!("jti={jti} ({} bytes)", token.len())
+}
+
+struct Tickets {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Tickets {
+    async fn call(&self, method: reqwest::Method, path: &str, token: &str) -> (StatusCode, String) {
+        let res = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .or_fail("calling the tickets API");
+        let status = res.status();
+        let challenge = res
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = res.text().await.or_fail("reading the tickets API");
+        let shown = challenge.map_or(body, |c| format!("WWW-Authenticate: {c}"));
+        println!("   {path} → {status} {shown}");
+        (status, shown)
+    }
+
+    async fn list(&self, token: &str) -> (StatusCode, String) {
+        self.call(reqwest::Method::GET, "/tickets", token).await
+    }
+
+    async fn triage(&self, token: &str) -> (StatusCode, String) {
+        self.call(reqwest::Method::POST, "/tickets/T-1001/triage", token)
+            .await
+    }
+}
+
+/// Asks the token endpoint; prints the outcome.
+async fn get_token(
+    admin: &AdminClient,
+    id: &str,
+    secret: &Secret,
+    scopes: Option<&[&str]>,
+) -> Result<String, String> {
+    match admin.token(id, secret.expose(), scopes, Some(API)).await {
+        Ok(t) => {
+            let token = t.access_token.expose().to_owned();
+            println!(
+                "   token {} scope=\"{}\" expires_in={}",
+                describe(&token),
+                t.scope,
+                t.expires_in
+            );
+            Ok(token)
+        }
+        Err(e) => {
+            println!("   token endpoint → {e}");
+            Err(e.code().unwrap_or("error").to_owned())
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    // The issuer, in-process on an ephemeral port.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .or_fail("binding the issuer");
+    let issuer_url = format!("http://{}", listener.local_addr().or_fail("issuer address"));
+    let key = AdminKey::generate().or_fail("generating an admin key");
+    let issuer = Issuer::builder()
+        .issuer_url(&issuer_url)
+        .admin_key(key.clone())
+        .build()
+        .await
+        .or_fail("building the issuer");
+    tokio::spawn(issuer.serve(listener, std::future::pending()));
+    let admin = AdminClient::new(&issuer_url, key).or_fail("admin client");
+
+    // The tickets API, trusting that issuer.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .or_fail("binding the tickets API");
+    let tickets_url = format!("http://{}", listener.local_addr().or_fail("API address"));
+    let auth = AgentAuth::new(&issuer_url).audience(API);
+    tokio::spawn(async move { axum::serve(listener, tickets_api::router(auth)).await });
+    let tickets = Tickets {
+        base: tickets_url.clone(),
+        http: reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .or_fail("HTTP client"),
+    };
+    println!("issuer      {issuer_url}\ntickets API {tickets_url} (audience {API})");
+
+    step(1, "Create the agent (idempotently, by external_id)");
+    let request = CreateAgent::new("Support Triage Agent")
+        .description("Triages inbound support tickets")
+        .model("claude-sonnet-4-5", "anthropic", "1.0.0")
+        .scopes(["tickets:read", "tickets:triage"])
+        .external_id("support-workflow:triage");
+    let created = admin.create_agent(&request).await.or_fail("create agent");
+    let agent = created.data;
+    println!(
+        "   {} \"{}\" status={:?} scopes={:?}",
+        agent.id, agent.name, agent.status, agent.scopes
+    );
+    check(
+        !created.already_existed,
+        "first create: already_existed = false",
+    );
+    let again = admin.create_agent(&request).await.or_fail("create again");
+    check(
+        again.already_existed && again.data.id == agent.id,
+        "same external_id again: the same agent, already_existed = true",
+    );
+
+    step(2, "Add a secret verifier");
+    let first = admin
+        .add_secret(&agent.id, Some("primary"))
+        .await
+        .or_fail("add secret");
+    println!(
+        "   verifier {} (credential {}; the {}-character secret is shown once and not printed here)",
+        first.verifier.id,
+        first.verifier.credential.algorithm,
+        first.secret.expose().len()
+    );
+    check(first.secret.expose().len() == 42, "42-character secret");
+
+    step(3, "Get a token (client_credentials, scope tickets:read)");
+    let read_token = get_token(&admin, &agent.id, &first.secret, Some(&["tickets:read"]))
+        .await
+        .unwrap_or_else(|e| fail(format!("token: {e}")));
+
+    step(4, "Call GET /tickets");
+    let (status, body) = tickets.list(&read_token).await;
+    check(
+        status == StatusCode::OK && body.contains(&agent.id),
+        "200, and the API sees the agent id",
+    );
+
+    step(5, "Triage without the tickets:triage scope");
+    let (status, shown) = tickets.triage(&read_token).await;
+    check(
+        status == StatusCode::FORBIDDEN && shown.contains("insufficient_scope"),
+        "403 insufficient_scope",
+    );
+    let triage_token = get_token(&admin, &agent.id, &first.secret, Some(&["tickets:triage"]))
+        .await
+        .unwrap_or_else(|e| fail(format!("token: {e}")));
+    let (status, _) = tickets.triage(&triage_token).await;
+    check(status == StatusCode::OK, "with the scope: 200");
+
+    step(6, "Rotate the secret (add, overlap, remove the old one)");
+    let second = admin
+        .add_secret(&agent.id, Some("rotation-2026-06"))
+        .await
+        .or_fail("add second secret");
+    println!("   new verifier {}", second.verifier.id);
+    check(
+        get_token(&admin, &agent.id, &first.secret, None)
+            .await
+            .is_ok(),
+        "old secret still works during the overlap",
+    );
+    check(
+        get_token(&admin, &agent.id, &second.secret, None)
+            .await
+            .is_ok(),
+        "new secret works",
+    );
+    for v in admin
+        .list_verifiers(&agent.id)
+        .await
+        .or_fail("list verifiers")
+    {
+        println!(
+            "   {} {:?}: usage_count={} last_used_at={:?}",
+            v.id,
+            v.name.unwrap_or_default(),
+            v.usage_count,
+            v.last_used_at
+        );
+    }
+    admin
+        .delete_verifier(&agent.id, &first.verifier.id)
+        .await
+        .or_fail("remove old verifier");
+    println!("   removed {}", first.verifier.id);
+    check(
+        get_token(&admin, &agent.id, &first.secret, None).await == Err("invalid_client".into()),
+        "old secret: invalid_client",
+    );
+    let outstanding = get_token(&admin, &agent.id, &second.secret, Some(&["tickets:read"]))
+        .await
+        .unwrap_or_else(|e| fail(format!("new secret after rotation: {e}")));
+    println!("   ok: new secret still works");
+
+    step(7, "Suspend the agent");
+    let suspended = admin
+        .suspend(&agent.id, "Anomalous ticket volume; investigating")
+        .await
+        .or_fail("suspend");
+    println!(
+        "   status={:?} reason={:?}",
+        suspended.status, suspended.status_reason
+    );
+    check(
+        get_token(&admin, &agent.id, &second.secret, None).await == Err("invalid_client".into()),
+        "new tokens refused at once (invalid_client)",
+    );
+    let (status, _) = tickets.list(&outstanding).await;
+    check(
+        status == StatusCode::OK,
+        "the outstanding token works until its exp (at most 5 minutes)",
+    );
+
+    step(8, "Reactivate the agent");
+    let active = admin.reactivate(&agent.id).await.or_fail("reactivate");
+    println!("   status={:?}", active.status);
+    let token = get_token(&admin, &agent.id, &second.secret, Some(&["tickets:read"]))
+        .await
+        .unwrap_or_else(|e| fail(format!("token after reactivation: {e}")));
+    let (status, _) = tickets.list(&token).await;
+    check(status == StatusCode::OK, "tokens again, and they work");
+    let agent_now = admin.get_agent(&agent.id).await.or_fail("get agent");
+    println!(
+        "   token_count={} last_activity_at={:?}",
+        agent_now.token_count, agent_now.last_activity_at
+    );
+
+    step(9, "Organization membership");
+    println!("   skipped: organizations are not implemented in the bundled issuer yet");
+
+    step(10, "Delete the agent");
+    admin.delete_agent(&agent.id).await.or_fail("delete");
+    check(
+        get_token(&admin, &agent.id, &second.secret, None).await == Err("invalid_client".into()),
+        "deleted: invalid_client",
+    );
+    let gone = admin.get_agent(&agent.id).await;
+    check(
+        gone.as_ref().err().and_then(|e| e.status()) == Some(404),
+        "GET /v1/agents/{id}: 404",
+    );
+
+    step(11, "Audit trail (newest first)");
+    let events = admin
+        .events(&EventQuery {
+            agent_id: Some(agent.id.clone()),
+            ..EventQuery::default()
+        })
+        .await
+        .or_fail("events");
+    for e in &events.data {
+        let extra = if e.changed.is_empty() {
+            String::new()
+        } else {
+            format!(" changed={:?}", e.changed)
+        };
+        println!("   {} {}{extra}", e.id, e.kind);
+    }
+    let kinds: Vec<&str> = events.data.iter().map(|e| e.kind.as_str()).collect();
+    check(
+        kinds
+            == [
+                "agent.deleted",
+                "agent.updated",
+                "agent.updated",
+                "agent.verifier.removed",
+                "agent.verifier.added",
+                "agent.verifier.added",
+                "agent.created",
+            ],
+        "every mutation left its event",
+    );
+    println!("\nlifecycle complete");
+}

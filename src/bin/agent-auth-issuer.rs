@@ -1,0 +1,119 @@
+//! `agent-auth-issuer`: the bundled OAuth 2.0 issuer for AI agents, as a server.
+//!
+//! ```text
+//! agent-auth-issuer --in-memory [--listen 127.0.0.1:8080] [--issuer-url URL]
+//! ```
+//!
+//! The admin key comes from `AGENT_AUTH_ADMIN_KEY_ID` / `AGENT_AUTH_ADMIN_KEY_SECRET`; if they
+//! are unset, a key is generated and printed once to stdout. Logs go to stderr (`RUST_LOG`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use agent_auth::issuer::{AdminKey, Issuer};
+use clap::{ArgGroup, Parser};
+
+/// The bundled agent-auth issuer: management API, client_credentials token endpoint, JWKS.
+#[derive(Debug, Parser)]
+#[command(name = "agent-auth-issuer", version, about)]
+#[command(group(ArgGroup::new("storage").args(["db", "in_memory"])))]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Issuer URL: the tokens' `iss` (default: http://{listen}, with the bound port).
+    #[arg(long)]
+    issuer_url: Option<String>,
+    /// SQLite database file, the default storage (not available yet: use --in-memory).
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// Keep everything in memory (lost on exit).
+    #[arg(long)]
+    in_memory: bool,
+}
+
+fn admin_key_from_env() -> Result<(AdminKey, bool), String> {
+    let id = std::env::var("AGENT_AUTH_ADMIN_KEY_ID").ok();
+    let secret = std::env::var("AGENT_AUTH_ADMIN_KEY_SECRET").ok();
+    match (id, secret) {
+        (Some(id), Some(secret)) => Ok((AdminKey::new(id, secret), false)),
+        (None, None) => AdminKey::generate()
+            .map(|k| (k, true))
+            .map_err(|e| e.to_string()),
+        _ => Err(
+            "set both AGENT_AUTH_ADMIN_KEY_ID and AGENT_AUTH_ADMIN_KEY_SECRET, or neither".into(),
+        ),
+    }
+}
+
+async fn shutdown_signal() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        // No signal handler: run until killed.
+        std::future::pending::<()>().await;
+    }
+    tracing::info!("shutting down");
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+
+    if !args.in_memory {
+        eprintln!("error: SQLite persistence is not available yet; use --in-memory");
+        return ExitCode::from(2);
+    }
+
+    let (key, generated) = match admin_key_from_env() {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    // The bound address (differs from --listen with port 0).
+    let local = listener.local_addr().unwrap_or(args.listen);
+    let issuer_url = args.issuer_url.unwrap_or_else(|| format!("http://{local}"));
+    let issuer = match Issuer::builder()
+        .issuer_url(issuer_url)
+        .admin_key(key.clone())
+        .build()
+        .await
+    {
+        Ok(issuer) => issuer,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if generated {
+        // Printed once, on purpose: this is how the operator learns the generated key.
+        println!(
+            "Generated admin key (shown once; set AGENT_AUTH_ADMIN_KEY_ID/_SECRET to choose one):"
+        );
+        println!("  AGENT_AUTH_ADMIN_KEY_ID={}", key.id());
+        println!("  AGENT_AUTH_ADMIN_KEY_SECRET={}", key.secret().expose());
+    }
+    println!("agent-auth issuer {} listening on {local}", issuer.url());
+    match issuer.serve(listener, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

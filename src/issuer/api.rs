@@ -1,0 +1,237 @@
+//! Wire types of the management API and the token endpoint, shared by the server (which
+//! deserializes requests) and [`AdminClient`](super::AdminClient) (which serializes them).
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::secrets::Secret;
+use super::store::{AgentRecord, AgentStatus, VerifierKind, VerifierRecord};
+
+/// `POST /v1/agents` body. Only `name` is required.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAgent {
+    /// Human-readable name (required).
+    pub name: String,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The model the agent runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The model provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// The agent's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Scope ceiling (≤ 256 RFC 6749 scope tokens).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// Unique key for idempotent provisioning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// Lifetime in seconds; sets `expires_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
+}
+
+impl CreateAgent {
+    /// A request with just a name.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the scope ceiling.
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the external id (idempotent provisioning).
+    pub fn external_id(mut self, external_id: impl Into<String>) -> Self {
+        self.external_id = Some(external_id.into());
+        self
+    }
+
+    /// Sets the lifetime in seconds.
+    pub fn expires_in(mut self, seconds: u64) -> Self {
+        self.expires_in = Some(seconds);
+        self
+    }
+
+    /// Sets the description.
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+
+    /// Sets model, provider and version.
+    pub fn model(
+        mut self,
+        model: impl Into<String>,
+        provider: impl Into<String>,
+        version: impl Into<String>,
+    ) -> Self {
+        self.model = Some(model.into());
+        self.provider = Some(provider.into());
+        self.version = Some(version.into());
+        self
+    }
+}
+
+/// Deserializes a present field (even `null`) as `Some`, so that a missing field stays `None`.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// `PATCH /v1/agents/{id}` body. `None` leaves a field alone; for nullable fields `Some(None)`
+/// (JSON `null`) clears it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateAgent {
+    /// New name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// New or cleared description.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<Option<String>>,
+    /// New or cleared model.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub model: Option<Option<String>>,
+    /// New or cleared provider.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub provider: Option<Option<String>>,
+    /// New or cleared version.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub version: Option<Option<String>>,
+    /// New scope ceiling (replaces the old one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    /// New or cleared external id.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub external_id: Option<Option<String>>,
+    /// New lifetime in seconds from now, or `null` for no expiry.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires_in: Option<Option<u64>>,
+    /// `active` or `suspended`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<AgentStatus>,
+    /// Required with `status: "suspended"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+}
+
+impl UpdateAgent {
+    /// Suspends the agent with a reason.
+    pub fn suspend(reason: impl Into<String>) -> Self {
+        Self {
+            status: Some(AgentStatus::Suspended),
+            status_reason: Some(reason.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Reactivates the agent.
+    pub fn reactivate() -> Self {
+        Self {
+            status: Some(AgentStatus::Active),
+            ..Self::default()
+        }
+    }
+}
+
+/// `POST /v1/agents/{id}/verifiers` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateVerifier {
+    /// Must be `secret`.
+    #[serde(rename = "type")]
+    pub kind: VerifierKind,
+    /// Optional label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// `{"data": …}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Data<T> {
+    /// The object.
+    pub data: T,
+}
+
+/// `{"data": [...], "next_cursor": …}`: one page of a list, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListPage<T> {
+    /// The items.
+    pub data: Vec<T>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /v1/agents` response: the agent, and whether it already existed (idempotent
+/// provisioning by `external_id`: `201` + `false` when created, `200` + `true` when found).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatedAgent {
+    /// The agent.
+    pub data: AgentRecord,
+    /// `true` if an agent with the same `external_id` existed and was returned unchanged.
+    pub already_existed: bool,
+}
+
+/// A new secret verifier and its secret — the only time the secret is ever shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatedSecret {
+    /// The verifier.
+    #[serde(flatten)]
+    pub verifier: VerifierRecord,
+    /// The 42-character secret (only its SHA-256 is stored).
+    pub secret: Secret,
+}
+
+/// Successful token endpoint response (RFC 6749 §5.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenResponse {
+    /// The access token (a JWT). `Debug` redacts it.
+    pub access_token: Secret,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Always 300.
+    pub expires_in: u64,
+    /// Granted scopes, space-separated.
+    pub scope: String,
+}

@@ -1,0 +1,262 @@
+//! Error types: [`IssuerError`] (starting the issuer), and the two wire error shapes — the
+//! management API's `{"error":{"code","message"}}` and the token endpoint's RFC 6749 §5.2
+//! `{"error","error_description"}`.
+//!
+//! Messages are fixed texts or describe the input's shape; they never echo a secret or a token.
+
+use std::borrow::Cow;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::keys::KeyError;
+use super::secrets::RandomError;
+use super::store::StoreError;
+
+/// Why the issuer could not be built or served.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssuerError {
+    /// The issuer URL is not an absolute `http`/`https` URL without query or fragment.
+    #[error("invalid issuer URL: {0}")]
+    InvalidIssuerUrl(String),
+    /// No admin key was configured.
+    #[error("no admin key configured")]
+    MissingAdminKey,
+    /// The admin key id or secret is empty or contains `:` / control characters.
+    #[error("invalid admin key: {0}")]
+    InvalidAdminKey(&'static str),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Signing keys could not be loaded or generated.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The OS random number generator failed.
+    #[error(transparent)]
+    Random(#[from] RandomError),
+    /// Binding or serving failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The admin client could not be built.
+    #[error("HTTP client: {0}")]
+    Client(String),
+}
+
+/// A management API error: `{"error": {"code": …, "message": …}}`.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: Cow<'static, str>,
+}
+
+impl ApiError {
+    pub(crate) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    pub(crate) fn invalid_json(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_json", message)
+    }
+
+    pub(crate) fn validation(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_error",
+            message,
+        )
+    }
+
+    pub(crate) fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid admin key is required (HTTP Basic)",
+        )
+    }
+
+    pub(crate) fn not_found(what: &'static str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+
+    pub(crate) fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body exceeds {limit} bytes"),
+        )
+    }
+
+    pub(crate) fn unsupported_media_type() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the request body must be application/json",
+        )
+    }
+
+    pub(crate) fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed on this path",
+        )
+    }
+
+    pub(crate) fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "internal error",
+        )
+    }
+
+    /// Maps a store error; `what` names the missing object for `NotFound`.
+    pub(crate) fn from_store(err: StoreError, what: &'static str) -> Self {
+        match err {
+            StoreError::NotFound => Self::not_found(what),
+            StoreError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
+            StoreError::LimitExceeded(m) => Self::new(StatusCode::CONFLICT, "limit_exceeded", m),
+            StoreError::Invalid(m) => Self::validation(m),
+            StoreError::InvalidCursor => Self::bad_request("invalid cursor"),
+            StoreError::Backend(e) => {
+                tracing::error!(error = %e, "issuer store failed");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<RandomError> for ApiError {
+    fn from(_: RandomError) -> Self {
+        tracing::error!("OS random number generator failed");
+        Self::internal()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
+        let mut res = (self.status, body).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"agent-auth admin\""),
+            );
+        }
+        res
+    }
+}
+
+/// A token endpoint error (RFC 6749 §5.2).
+#[derive(Debug)]
+pub(crate) struct OAuthError {
+    status: StatusCode,
+    error: &'static str,
+    description: Cow<'static, str>,
+    basic_challenge: bool,
+}
+
+impl OAuthError {
+    fn new(
+        status: StatusCode,
+        error: &'static str,
+        description: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            status,
+            error,
+            description: description.into(),
+            basic_challenge: false,
+        }
+    }
+
+    pub(crate) fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+
+    /// `invalid_client` (401); `basic` adds `WWW-Authenticate: Basic` (the client used Basic).
+    pub(crate) fn invalid_client(basic: bool) -> Self {
+        Self {
+            basic_challenge: basic,
+            ..Self::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client authentication failed",
+            )
+        }
+    }
+
+    pub(crate) fn unsupported_grant_type() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "only grant_type=client_credentials is supported",
+        )
+    }
+
+    pub(crate) fn invalid_scope(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_scope", description)
+    }
+
+    pub(crate) fn invalid_target(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_target", description)
+    }
+
+    pub(crate) fn server_error() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "internal error",
+        )
+    }
+
+    pub(crate) fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            format!("the request body exceeds {limit} bytes"),
+        )
+    }
+
+    /// The `error` code (for tracing).
+    pub(crate) fn code(&self) -> &'static str {
+        self.error
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({"error": self.error, "error_description": self.description}));
+        let mut res = (self.status, body).into_response();
+        let headers = res.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if self.basic_challenge {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"agent-auth\""),
+            );
+        }
+        res
+    }
+}

@@ -1,0 +1,265 @@
+//! Signing keys: Ed25519 key pairs loaded once, compact-JWS signing, and the JWKS document the
+//! issuer serves (pre-serialized, with its `ETag`).
+//!
+//! The key ring holds its key set behind an `ArcSwap`, so the later key-rotation issue can swap
+//! in a new active key while the old ones stay published, without locking the token path.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use serde::Serialize;
+
+use super::secrets::SecretHash;
+use super::store::StoredSigningKey;
+
+/// Signing-key failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// A stored key could not be loaded (corrupt PKCS#8 or not Ed25519).
+    #[error("signing key {kid} could not be loaded: {reason}")]
+    Load {
+        /// The key's id.
+        kid: String,
+        /// Why (from the crypto library; contains no key material).
+        reason: String,
+    },
+    /// Key generation failed.
+    #[error("signing key generation failed")]
+    Generate,
+    /// There is no signing key.
+    #[error("no signing key")]
+    NoKey,
+    /// Claims or header could not be serialized.
+    #[error("token could not be serialized: {0}")]
+    Serialize(#[from] serde_json::Error),
+}
+
+/// One loaded Ed25519 signing key with its pre-encoded JWS header.
+pub(crate) struct SigningKey {
+    kid: String,
+    pair: Ed25519KeyPair,
+    /// base64url of `{"alg":"EdDSA","kid":…,"typ":"at+jwt"}`.
+    header_b64: String,
+    /// base64url of the 32-byte public key (the JWK `x`).
+    x: String,
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Serialize)]
+struct Header<'a> {
+    alg: &'static str,
+    kid: &'a str,
+    typ: &'static str,
+}
+
+/// RFC 7638 JWK thumbprint of an Ed25519 public key (base64url of the raw key).
+fn thumbprint(x: &str) -> String {
+    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+    URL_SAFE_NO_PAD.encode(SecretHash::of(canonical.as_bytes()).as_bytes())
+}
+
+impl SigningKey {
+    /// A new random key in its storable form; its `kid` is the RFC 7638 thumbprint.
+    pub(crate) fn generate(now_ms: i64) -> Result<StoredSigningKey, KeyError> {
+        let pair = Ed25519KeyPair::generate().map_err(|_| KeyError::Generate)?;
+        let der = pair.to_pkcs8().map_err(|_| KeyError::Generate)?;
+        let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+        Ok(StoredSigningKey {
+            kid: thumbprint(&x),
+            pkcs8_der: der.as_ref().to_vec(),
+            created_at: now_ms,
+        })
+    }
+
+    /// Loads a stored key.
+    pub(crate) fn load(stored: &StoredSigningKey) -> Result<Self, KeyError> {
+        let pair = Ed25519KeyPair::from_pkcs8(&stored.pkcs8_der).map_err(|e| KeyError::Load {
+            kid: stored.kid.clone(),
+            reason: e.to_string(),
+        })?;
+        let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+        let header = serde_json::to_vec(&Header {
+            alg: "EdDSA",
+            kid: &stored.kid,
+            typ: "at+jwt",
+        })?;
+        Ok(Self {
+            kid: stored.kid.clone(),
+            pair,
+            header_b64: URL_SAFE_NO_PAD.encode(header),
+            x,
+        })
+    }
+
+    /// The key id.
+    pub(crate) fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// A compact JWS with the standard access-token header.
+    pub(crate) fn sign(&self, claims: &impl Serialize) -> Result<String, KeyError> {
+        let payload = serde_json::to_vec(claims)?;
+        Ok(self.sign_parts(&self.header_b64, &payload))
+    }
+
+    /// A compact JWS with an arbitrary header (test tokens), signed with this key.
+    pub(crate) fn sign_with_header(
+        &self,
+        header: &serde_json::Value,
+        claims: &serde_json::Value,
+    ) -> Result<String, KeyError> {
+        let header = URL_SAFE_NO_PAD.encode(serde_json::to_vec(header)?);
+        Ok(self.sign_parts(&header, &serde_json::to_vec(claims)?))
+    }
+
+    fn sign_parts(&self, header_b64: &str, payload: &[u8]) -> String {
+        let payload_len = payload.len().div_ceil(3) * 4;
+        let mut jws = String::with_capacity(header_b64.len() + payload_len + 90);
+        jws.push_str(header_b64);
+        jws.push('.');
+        URL_SAFE_NO_PAD.encode_string(payload, &mut jws);
+        let signature = self.pair.sign(jws.as_bytes());
+        jws.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut jws);
+        jws
+    }
+
+    fn jwk(&self) -> Jwk<'_> {
+        Jwk {
+            kty: "OKP",
+            crv: "Ed25519",
+            x: &self.x,
+            kid: &self.kid,
+            alg: "EdDSA",
+            key_use: "sig",
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Jwk<'a> {
+    kty: &'static str,
+    crv: &'static str,
+    x: &'a str,
+    kid: &'a str,
+    alg: &'static str,
+    #[serde(rename = "use")]
+    key_use: &'static str,
+}
+
+#[derive(Serialize)]
+struct Jwks<'a> {
+    keys: Vec<Jwk<'a>>,
+}
+
+/// The published key set: the active key and the serialized JWKS.
+#[derive(Debug)]
+pub(crate) struct KeySet {
+    active: Arc<SigningKey>,
+    jwks_body: Bytes,
+    etag: String,
+}
+
+impl KeySet {
+    fn build(mut stored: Vec<StoredSigningKey>) -> Result<Self, KeyError> {
+        // Newest first: the newest key signs, all are published.
+        stored.sort_by_key(|k| std::cmp::Reverse(k.created_at));
+        let keys = stored
+            .iter()
+            .map(SigningKey::load)
+            .collect::<Result<Vec<_>, _>>()?;
+        let jwks_body = serde_json::to_vec(&Jwks {
+            keys: keys.iter().map(SigningKey::jwk).collect(),
+        })?;
+        let digest = SecretHash::of(&jwks_body);
+        let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&digest.as_bytes()[..16]));
+        let active = keys.into_iter().next().ok_or(KeyError::NoKey)?;
+        Ok(Self {
+            active: Arc::new(active),
+            jwks_body: Bytes::from(jwks_body),
+            etag,
+        })
+    }
+
+    /// The key that signs new tokens.
+    pub(crate) fn active(&self) -> &SigningKey {
+        &self.active
+    }
+
+    /// `{"keys":[…]}`.
+    pub(crate) fn jwks_body(&self) -> Bytes {
+        self.jwks_body.clone()
+    }
+
+    /// Strong `ETag` of the JWKS body, quoted.
+    pub(crate) fn etag(&self) -> &str {
+        &self.etag
+    }
+}
+
+/// The issuer's signing keys.
+#[derive(Debug)]
+pub(crate) struct KeyRing {
+    current: ArcSwap<KeySet>,
+}
+
+impl KeyRing {
+    /// Loads every stored key once; the newest signs.
+    pub(crate) fn from_stored(stored: Vec<StoredSigningKey>) -> Result<Self, KeyError> {
+        Ok(Self {
+            current: ArcSwap::from_pointee(KeySet::build(stored)?),
+        })
+    }
+
+    /// The current key set (cheap: an `Arc` load).
+    pub(crate) fn current(&self) -> Arc<KeySet> {
+        self.current.load_full()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signs_verifiable_jws_and_publishes_jwk() {
+        let stored = SigningKey::generate(1).unwrap();
+        assert!(format!("{stored:?}").contains("<redacted>"));
+        let ring = KeyRing::from_stored(vec![stored.clone()]).unwrap();
+        let set = ring.current();
+        let jws = set.active().sign(&serde_json::json!({"a": 1})).unwrap();
+        let parts: Vec<&str> = jws.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let header: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+        assert_eq!(
+            header,
+            serde_json::json!({"alg": "EdDSA", "kid": stored.kid, "typ": "at+jwt"})
+        );
+        let jwks: serde_json::Value = serde_json::from_slice(&set.jwks_body()).unwrap();
+        let x = URL_SAFE_NO_PAD
+            .decode(jwks["keys"][0]["x"].as_str().unwrap())
+            .unwrap();
+        let public =
+            aws_lc_rs::signature::UnparsedPublicKey::new(&aws_lc_rs::signature::ED25519, x);
+        let sig = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+        public
+            .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
+            .unwrap();
+        assert_eq!(jwks["keys"][0]["kid"], stored.kid.as_str());
+        assert!(set.etag().starts_with('"'));
+    }
+}

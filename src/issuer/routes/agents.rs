@@ -1,0 +1,254 @@
+//! Management API: agents (`/v1/agents[/{id}]`) and their secret verifiers
+//! (`/v1/agents/{id}/verifiers[/{vid}]`). Every mutation goes through one [`Store`] call that
+//! also writes its audit event.
+//!
+//! [`Store`]: crate::issuer::Store
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use crate::issuer::Shared;
+use crate::issuer::api::{
+    CreateAgent, CreateVerifier, CreatedAgent, CreatedSecret, Data, ListPage, UpdateAgent,
+};
+use crate::issuer::errors::ApiError;
+use crate::issuer::secrets::{Secret, new_id};
+use crate::issuer::store::{
+    AgentPatch, AgentRecord, AgentStatus, CreateOutcome, CredentialInfo, PageRequest, VerifierKind,
+    VerifierRecord, VerifierStatus,
+};
+use crate::issuer::validate::{self, *};
+
+use super::{ApiPath, ApiQuery, JsonBody};
+
+/// `?limit=&cursor=`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PageQuery {
+    pub(crate) limit: Option<usize>,
+    pub(crate) cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub(crate) fn into_request(self) -> Result<PageRequest, ApiError> {
+        Ok(PageRequest {
+            limit: validate::page_limit(self.limit)?,
+            cursor: validate::cursor(self.cursor)?,
+        })
+    }
+}
+
+fn agent_err(e: crate::issuer::StoreError) -> ApiError {
+    ApiError::from_store(e, "agent")
+}
+
+/// `POST /v1/agents`.
+pub(crate) async fn create(
+    State(s): State<Arc<Shared>>,
+    JsonBody(body): JsonBody<CreateAgent>,
+) -> Result<Response, ApiError> {
+    let now = s.clock.now_ms();
+    let expires_at = body
+        .expires_in
+        .map(|secs| validate::expires_at(now, secs))
+        .transpose()?;
+    let agent = AgentRecord {
+        id: new_id("agt_")?,
+        name: validate::text("name", body.name, MAX_NAME_CHARS)?,
+        description: opt_text("description", body.description, MAX_DESCRIPTION_CHARS)?,
+        model: opt_text("model", body.model, MAX_LABEL_CHARS)?,
+        provider: opt_text("provider", body.provider, MAX_LABEL_CHARS)?,
+        version: opt_text("version", body.version, MAX_LABEL_CHARS)?,
+        status: AgentStatus::Active,
+        status_reason: None,
+        scopes: validate::scopes(body.scopes)?,
+        external_id: opt_text("external_id", body.external_id, MAX_EXTERNAL_ID_CHARS)?,
+        created_at: now,
+        updated_at: now,
+        expires_at,
+        token_count: 0,
+        last_activity_at: None,
+    };
+    let change = s.change(now)?;
+    let outcome = s
+        .store
+        .create_agent(agent, &change)
+        .await
+        .map_err(agent_err)?;
+    let (status, agent, already_existed) = match outcome {
+        CreateOutcome::Created(a) => {
+            tracing::info!(agent_id = %a.id, outcome = "created", "agent created");
+            (StatusCode::CREATED, a, false)
+        }
+        CreateOutcome::Existing(a) => {
+            tracing::info!(agent_id = %a.id, outcome = "already_existed", "agent create replayed");
+            (StatusCode::OK, a, true)
+        }
+    };
+    Ok((
+        status,
+        Json(CreatedAgent {
+            data: agent,
+            already_existed,
+        }),
+    )
+        .into_response())
+}
+
+/// `GET /v1/agents`.
+pub(crate) async fn list(
+    State(s): State<Arc<Shared>>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Json<ListPage<AgentRecord>>, ApiError> {
+    let page = s
+        .store
+        .list_agents(q.into_request()?)
+        .await
+        .map_err(agent_err)?;
+    Ok(Json(ListPage {
+        data: page.items,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// `GET /v1/agents/{id}`.
+pub(crate) async fn get(
+    State(s): State<Arc<Shared>>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Data<AgentRecord>>, ApiError> {
+    match s.store.get_agent(&id).await.map_err(agent_err)? {
+        Some(agent) => Ok(Json(Data { data: agent })),
+        None => Err(ApiError::not_found("agent")),
+    }
+}
+
+/// `PATCH /v1/agents/{id}`.
+pub(crate) async fn update(
+    State(s): State<Arc<Shared>>,
+    ApiPath(id): ApiPath<String>,
+    JsonBody(body): JsonBody<UpdateAgent>,
+) -> Result<Json<Data<AgentRecord>>, ApiError> {
+    let now = s.clock.now_ms();
+    let status_reason = opt_text("status_reason", body.status_reason, MAX_REASON_CHARS)?;
+    match (body.status, &status_reason) {
+        (Some(AgentStatus::Suspended), None) => {
+            return Err(ApiError::validation(
+                "status_reason is required to suspend an agent",
+            ));
+        }
+        (Some(AgentStatus::Active), Some(_)) => {
+            return Err(ApiError::validation(
+                "status_reason is only allowed with status \"suspended\"",
+            ));
+        }
+        _ => {}
+    }
+    let patch = AgentPatch {
+        name: body
+            .name
+            .map(|n| validate::text("name", n, MAX_NAME_CHARS))
+            .transpose()?,
+        description: patch_text("description", body.description, MAX_DESCRIPTION_CHARS)?,
+        model: patch_text("model", body.model, MAX_LABEL_CHARS)?,
+        provider: patch_text("provider", body.provider, MAX_LABEL_CHARS)?,
+        version: patch_text("version", body.version, MAX_LABEL_CHARS)?,
+        scopes: body.scopes.map(validate::scopes).transpose()?,
+        external_id: patch_text("external_id", body.external_id, MAX_EXTERNAL_ID_CHARS)?,
+        expires_at: body
+            .expires_in
+            .map(|e| e.map(|secs| validate::expires_at(now, secs)).transpose())
+            .transpose()?,
+        status: body.status,
+        status_reason,
+    };
+    let change = s.change(now)?;
+    let agent = s
+        .store
+        .update_agent(&id, patch, &change)
+        .await
+        .map_err(agent_err)?;
+    tracing::info!(agent_id = %agent.id, status = ?agent.status, outcome = "updated", "agent updated");
+    Ok(Json(Data { data: agent }))
+}
+
+/// `DELETE /v1/agents/{id}`.
+pub(crate) async fn delete(
+    State(s): State<Arc<Shared>>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let change = s.change(s.clock.now_ms())?;
+    s.store
+        .delete_agent(&id, &change)
+        .await
+        .map_err(agent_err)?;
+    tracing::info!(agent_id = %id, outcome = "deleted", "agent deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/agents/{id}/verifiers`: a new secret, returned this once.
+pub(crate) async fn add_verifier(
+    State(s): State<Arc<Shared>>,
+    ApiPath(agent_id): ApiPath<String>,
+    JsonBody(body): JsonBody<CreateVerifier>,
+) -> Result<Response, ApiError> {
+    let VerifierKind::Secret = body.kind;
+    let now = s.clock.now_ms();
+    let secret = Secret::generate()?;
+    let verifier = VerifierRecord {
+        id: new_id("v_")?,
+        agent_id,
+        kind: VerifierKind::Secret,
+        status: VerifierStatus::Active,
+        name: opt_text("name", body.name, MAX_NAME_CHARS)?,
+        credential: CredentialInfo {
+            algorithm: "sha256".to_owned(),
+        },
+        usage_count: 0,
+        last_used_at: None,
+        created_at: now,
+    };
+    let change = s.change(now)?;
+    let verifier = s
+        .store
+        .add_verifier(verifier, secret.hash(), &change)
+        .await
+        .map_err(agent_err)?;
+    tracing::info!(agent_id = %verifier.agent_id, verifier_id = %verifier.id, outcome = "added", "secret verifier added");
+    Ok((
+        StatusCode::CREATED,
+        Json(Data {
+            data: CreatedSecret { verifier, secret },
+        }),
+    )
+        .into_response())
+}
+
+/// `GET /v1/agents/{id}/verifiers` (at most 20, so never more than one page).
+pub(crate) async fn list_verifiers(
+    State(s): State<Arc<Shared>>,
+    ApiPath(agent_id): ApiPath<String>,
+) -> Result<Json<ListPage<VerifierRecord>>, ApiError> {
+    let data = s.store.list_verifiers(&agent_id).await.map_err(agent_err)?;
+    Ok(Json(ListPage {
+        data,
+        next_cursor: None,
+    }))
+}
+
+/// `DELETE /v1/agents/{id}/verifiers/{vid}`.
+pub(crate) async fn delete_verifier(
+    State(s): State<Arc<Shared>>,
+    ApiPath((agent_id, verifier_id)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let change = s.change(s.clock.now_ms())?;
+    s.store
+        .delete_verifier(&agent_id, &verifier_id, &change)
+        .await
+        .map_err(|e| ApiError::from_store(e, "agent or verifier"))?;
+    tracing::info!(agent_id = %agent_id, verifier_id = %verifier_id, outcome = "removed", "secret verifier removed");
+    Ok(StatusCode::NO_CONTENT)
+}

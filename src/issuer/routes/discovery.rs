@@ -1,0 +1,110 @@
+//! Public discovery endpoints: the JWKS (`/jwks.json`, `/.well-known/jwks.json`) with
+//! `Cache-Control` and `ETag`/`If-None-Match`, and RFC 8414 authorization server metadata.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::issuer::Shared;
+
+/// JWKS and metadata may be cached for 5 minutes (a new signing key is published well before it
+/// signs anything once rotation lands).
+fn cache_control() -> HeaderValue {
+    HeaderValue::from_static("public, max-age=300")
+}
+
+/// Whether `If-None-Match` matches `etag` (weak comparison, RFC 9110 §13.1.2).
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    let strip = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    let ours = strip(etag);
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim() == "*" || strip(t) == ours)
+}
+
+/// `GET /jwks.json`.
+pub(crate) async fn jwks(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let set = s.keys.current();
+    let etag = HeaderValue::from_str(set.etag());
+    let mut res = if if_none_match(&headers, set.etag()) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut res = Response::new(Body::from(set.jwks_body()));
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        res
+    };
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, cache_control());
+    if let Ok(etag) = etag {
+        h.insert(header::ETAG, etag);
+    }
+    res
+}
+
+/// RFC 8414 authorization server metadata.
+#[derive(Serialize)]
+struct Metadata<'a> {
+    issuer: &'a str,
+    token_endpoint: &'a str,
+    jwks_uri: &'a str,
+    grant_types_supported: [&'static str; 1],
+    token_endpoint_auth_methods_supported: [&'static str; 2],
+    /// No authorization endpoint: no response types.
+    response_types_supported: [&'static str; 0],
+}
+
+/// The RFC 8414 metadata document for `issuer`.
+pub(crate) fn metadata_document(issuer: &str, token_endpoint: &str, jwks_uri: &str) -> Bytes {
+    let doc = Metadata {
+        issuer,
+        token_endpoint,
+        jwks_uri,
+        grant_types_supported: ["client_credentials"],
+        token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+        response_types_supported: [],
+    };
+    // Invariant: a struct of strings always serializes.
+    Bytes::from(serde_json::to_vec(&doc).unwrap_or_default())
+}
+
+/// `GET /.well-known/oauth-authorization-server`.
+pub(crate) async fn metadata(State(s): State<Arc<Shared>>) -> Response {
+    let mut res = Response::new(Body::from(s.metadata.clone()));
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, cache_control());
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_forms() {
+        let mut h = HeaderMap::new();
+        assert!(!if_none_match(&h, "\"abc\""));
+        h.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_static("\"x\", W/\"abc\""),
+        );
+        assert!(if_none_match(&h, "\"abc\""));
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
+        assert!(if_none_match(&h, "\"abc\""));
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"abd\""));
+        assert!(!if_none_match(&h, "\"abc\""));
+    }
+}

@@ -1,0 +1,333 @@
+//! The token endpoint, `POST /token`: OAuth 2.0 `client_credentials` (RFC 6749 §4.4) with
+//! client authentication by `client_secret_basic` or `client_secret_post` (never both),
+//! RFC 8707 `resource` → `aud`, and errors per RFC 6749 §5.2.
+//!
+//! Hot path: parse the form, SHA-256 the presented secret, one store lookup (constant-time hash
+//! comparison), sign with the preloaded key, bump lock-free counters.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::Shared;
+use super::api::TokenResponse;
+use super::errors::OAuthError;
+use super::routes::{BasicAuth, BodyError, basic_credentials, media_type, read_body};
+use super::secrets::{Secret, is_id, new_id};
+use super::validate::{MAX_BODY_BYTES, MAX_RESOURCE_LEN, MAX_SCOPES, is_scope_token};
+
+/// Lifetime of every access token, in seconds (fixed by design).
+pub const TOKEN_LIFETIME_SECS: i64 = 300;
+
+#[derive(Serialize)]
+struct AgentDat {
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// The access token's claims (DESIGN §3).
+#[derive(Serialize)]
+struct AccessClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    exp: i64,
+    iat: i64,
+    jti: &'a str,
+    client_id: &'a str,
+    scope: &'a str,
+    dat: AgentDat,
+}
+
+/// The recognised form parameters; each at most once (RFC 6749 §3.2). Empty values count as
+/// omitted (RFC 6749 §3.1); unrecognised parameters are ignored.
+#[derive(Default)]
+struct TokenForm {
+    grant_type: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    scope: Option<String>,
+    resource: Option<String>,
+}
+
+impl TokenForm {
+    fn parse(body: &[u8]) -> Result<Self, OAuthError> {
+        let mut form = Self::default();
+        let mut seen = [false; 5];
+        for (key, value) in url::form_urlencoded::parse(body) {
+            let (slot, i) = match key.as_ref() {
+                "grant_type" => (&mut form.grant_type, 0),
+                "client_id" => (&mut form.client_id, 1),
+                "client_secret" => (&mut form.client_secret, 2),
+                "scope" => (&mut form.scope, 3),
+                "resource" => (&mut form.resource, 4),
+                _ => continue,
+            };
+            if std::mem::replace(&mut seen[i], true) {
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter {key} is repeated"
+                )));
+            }
+            if !value.is_empty() {
+                *slot = Some(value.into_owned());
+            }
+        }
+        Ok(form)
+    }
+}
+
+/// Decodes one `application/x-www-form-urlencoded` component (RFC 6749 §2.3.1 Basic
+/// credentials): `+` is a space, `%XX` a byte; the result must be UTF-8.
+fn form_decode(raw: &[u8]) -> Option<String> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = raw.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// How the client authenticated.
+struct ClientAuth {
+    client_id: String,
+    secret: Secret,
+    /// Through the `Authorization` header (errors then carry a `WWW-Authenticate` challenge).
+    header: bool,
+}
+
+fn client_auth(basic: BasicAuth, form: &mut TokenForm) -> Result<ClientAuth, OAuthError> {
+    match basic {
+        BasicAuth::Multiple => Err(OAuthError::invalid_request(
+            "more than one Authorization header",
+        )),
+        BasicAuth::OtherScheme | BasicAuth::Malformed => Err(OAuthError::invalid_client(true)),
+        BasicAuth::Present { user, password } => {
+            if form.client_secret.is_some() {
+                return Err(OAuthError::invalid_request(
+                    "use one client authentication method: HTTP Basic or client_secret in the body, not both",
+                ));
+            }
+            let (Some(client_id), Some(secret)) = (form_decode(&user), form_decode(&password))
+            else {
+                return Err(OAuthError::invalid_client(true));
+            };
+            if form.client_id.as_ref().is_some_and(|id| *id != client_id) {
+                return Err(OAuthError::invalid_request(
+                    "client_id in the body differs from the HTTP Basic user name",
+                ));
+            }
+            Ok(ClientAuth {
+                client_id,
+                secret: Secret::new(secret),
+                header: true,
+            })
+        }
+        BasicAuth::Absent => match (form.client_id.take(), form.client_secret.take()) {
+            (Some(client_id), Some(secret)) => Ok(ClientAuth {
+                client_id,
+                secret: Secret::new(secret),
+                header: false,
+            }),
+            (None, Some(_)) => Err(OAuthError::invalid_request(
+                "client_secret without client_id",
+            )),
+            (Some(_), None) => Err(OAuthError::invalid_client(false)),
+            // No credentials at all: invite HTTP Basic.
+            (None, None) => Err(OAuthError::invalid_client(true)),
+        },
+    }
+}
+
+/// `scope` → the requested scope tokens (deduplicated, in request order).
+fn requested_scopes(scope: &str) -> Result<Vec<String>, OAuthError> {
+    let mut out: Vec<String> = Vec::new();
+    for token in scope.split(' ').filter(|t| !t.is_empty()) {
+        if !is_scope_token(token) {
+            return Err(OAuthError::invalid_scope(
+                "scope is not a list of scope tokens",
+            ));
+        }
+        if !out.iter().any(|s| s == token) {
+            out.push(token.to_owned());
+        }
+        if out.len() > MAX_SCOPES {
+            return Err(OAuthError::invalid_scope("too many scopes"));
+        }
+    }
+    if out.is_empty() {
+        return Err(OAuthError::invalid_scope("scope is empty"));
+    }
+    Ok(out)
+}
+
+/// RFC 8707: an absolute URI without a fragment.
+fn check_resource(resource: &str) -> Result<(), OAuthError> {
+    if resource.len() > MAX_RESOURCE_LEN {
+        return Err(OAuthError::invalid_target("resource is too long"));
+    }
+    if resource
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(OAuthError::invalid_target(
+            "resource must not contain whitespace",
+        ));
+    }
+    if resource.contains('#') {
+        return Err(OAuthError::invalid_target(
+            "resource must not contain a fragment",
+        ));
+    }
+    url::Url::parse(resource)
+        .map(|_| ())
+        .map_err(|_| OAuthError::invalid_target("resource must be an absolute URI"))
+}
+
+/// `POST /token`.
+pub(crate) async fn token(State(s): State<Arc<Shared>>, req: Request) -> Response {
+    match issue(&s, req).await {
+        Ok(res) => res,
+        Err(e) => {
+            tracing::debug!(error = e.code(), "token request refused");
+            e.into_response()
+        }
+    }
+}
+
+async fn issue(s: &Shared, req: Request) -> Result<Response, OAuthError> {
+    let (parts, body) = req.into_parts();
+    if media_type(&parts.headers).as_deref() != Some("application/x-www-form-urlencoded") {
+        return Err(OAuthError::invalid_request(
+            "the request body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let basic = basic_credentials(&parts.headers);
+    let bytes = read_body(&parts.headers, body, MAX_BODY_BYTES)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge => OAuthError::payload_too_large(MAX_BODY_BYTES),
+            BodyError::Read => OAuthError::invalid_request("the request body could not be read"),
+        })?;
+    let mut form = TokenForm::parse(&bytes)?;
+    let auth = client_auth(basic, &mut form)?;
+    match form.grant_type.as_deref() {
+        None => return Err(OAuthError::invalid_request("grant_type is required")),
+        Some("client_credentials") => {}
+        Some(_) => return Err(OAuthError::unsupported_grant_type()),
+    }
+    let requested = form.scope.as_deref().map(requested_scopes).transpose()?;
+    if let Some(resource) = &form.resource {
+        check_resource(resource)?;
+    }
+
+    let now = s.clock.now_ms();
+    let grant = s
+        .store
+        .authenticate_client(&auth.client_id, &auth.secret.hash(), now)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "token endpoint: store failed");
+            OAuthError::server_error()
+        })?;
+    let Some(grant) = grant else {
+        // Log the client id only when it has the shape of one (never echo arbitrary input).
+        let client = if is_id(&auth.client_id, "agt_") {
+            auth.client_id.as_str()
+        } else {
+            "<malformed>"
+        };
+        tracing::info!(
+            client_id = client,
+            outcome = "invalid_client",
+            "token refused"
+        );
+        return Err(OAuthError::invalid_client(auth.header));
+    };
+
+    let scopes = match requested {
+        None => grant.scopes.clone(),
+        Some(requested) => {
+            if let Some(extra) = requested.iter().find(|r| !grant.scopes.contains(r)) {
+                tracing::info!(agent_id = %grant.agent_id, outcome = "invalid_scope", "token refused");
+                return Err(OAuthError::invalid_scope(format!(
+                    "scope {extra} is not granted to this client"
+                )));
+            }
+            requested
+        }
+    };
+    let scope = scopes.join(" ");
+    let iat = now.div_euclid(1000);
+    let jti = new_id("").map_err(|_| OAuthError::server_error())?;
+    let claims = AccessClaims {
+        iss: &s.issuer_url,
+        sub: &grant.agent_id,
+        aud: form.resource.as_deref().unwrap_or(&grant.agent_id),
+        exp: iat + TOKEN_LIFETIME_SECS,
+        iat,
+        jti: &jti,
+        client_id: &grant.agent_id,
+        scope: &scope,
+        dat: AgentDat { kind: "agent" },
+    };
+    let access_token = s.keys.current().active().sign(&claims).map_err(|e| {
+        tracing::error!(error = %e, "token endpoint: signing failed");
+        OAuthError::server_error()
+    })?;
+    if let Err(e) = s.store.record_token_issued(&grant, now).await {
+        // Usage counters are bookkeeping, not a security decision: the token stands.
+        tracing::warn!(agent_id = %grant.agent_id, error = %e, "token endpoint: usage not recorded");
+    }
+    tracing::info!(agent_id = %grant.agent_id, verifier_id = %grant.verifier_id, outcome = "issued", "token issued");
+
+    let mut res = Json(TokenResponse {
+        access_token: Secret::new(access_token),
+        token_type: "Bearer".to_owned(),
+        expires_in: TOKEN_LIFETIME_SECS.unsigned_abs(),
+        scope,
+    })
+    .into_response();
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_decoding() {
+        assert_eq!(form_decode(b"a+b%3Ac").as_deref(), Some("a b:c"));
+        assert_eq!(form_decode(b"%zz"), None);
+        assert_eq!(form_decode(b"%4"), None);
+        assert_eq!(form_decode(b"%FF"), None);
+    }
+
+    #[test]
+    fn scopes_and_resources() {
+        assert_eq!(requested_scopes("a  b a").unwrap(), vec!["a", "b"]);
+        assert!(requested_scopes("   ").is_err());
+        assert!(requested_scopes("a\"b").is_err());
+        assert!(check_resource("https://api.example.com/tickets").is_ok());
+        assert!(check_resource("urn:example:tickets").is_ok());
+        assert!(check_resource("/tickets").is_err());
+        assert!(check_resource("https://api.example.com/#x").is_err());
+        assert!(check_resource("https://api.example.com/ x").is_err());
+    }
+}

@@ -1,0 +1,170 @@
+//! The `agent-auth-issuer` binary: storage flags, admin key from the environment or generated,
+//! serving on a bound port, graceful shutdown on SIGINT.
+#![cfg(feature = "issuer")]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::time::timeout;
+
+const BIN: &str = env!("CARGO_BIN_EXE_agent-auth-issuer");
+const WAIT: Duration = Duration::from_secs(20);
+
+fn issuer_cmd(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("AGENT_AUTH_ADMIN_KEY_ID")
+        .env_remove("AGENT_AUTH_ADMIN_KEY_SECRET")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Reads stdout lines until the "listening" line; returns (all lines, issuer URL).
+async fn wait_listening(child: &mut Child) -> (Vec<String>, String) {
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut seen = Vec::new();
+    loop {
+        let line = timeout(WAIT, lines.next_line())
+            .await
+            .expect("the issuer starts in time")
+            .unwrap()
+            .expect("stdout open until listening");
+        seen.push(line.clone());
+        if let Some(rest) = line.strip_prefix("agent-auth issuer ") {
+            let url = rest.split(' ').next().unwrap().to_owned();
+            return (seen, url);
+        }
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+async fn interrupt_and_wait(mut child: Child) -> std::process::ExitStatus {
+    let pid = child.id().unwrap().to_string();
+    let ok = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    timeout(WAIT, child.wait())
+        .await
+        .expect("exits after SIGINT")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn db_flag_and_no_storage_flag_exit_nonzero_with_a_clear_message() {
+    for args in [&["--db", "/tmp/agent-auth-test.db"][..], &[][..]] {
+        let out = timeout(WAIT, issuer_cmd(args).output())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("SQLite persistence is not available yet; use --in-memory"),
+            "{err}"
+        );
+    }
+    let out = timeout(WAIT, issuer_cmd(&["--db", "x", "--in-memory"]).output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!out.status.success(), "the flags are exclusive");
+}
+
+#[tokio::test]
+async fn in_memory_with_env_admin_key_serves_and_shuts_down_on_ctrl_c() {
+    let mut cmd = issuer_cmd(&["--in-memory", "--listen", "127.0.0.1:0"]);
+    cmd.env("AGENT_AUTH_ADMIN_KEY_ID", "key_test")
+        .env("AGENT_AUTH_ADMIN_KEY_SECRET", "s3cret-for-tests");
+    let mut child = cmd.spawn().unwrap();
+    let (lines, url) = wait_listening(&mut child).await;
+    assert!(
+        url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"),
+        "{url}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("s3cret-for-tests")),
+        "env secret never printed"
+    );
+    assert!(!lines.iter().any(|l| l.contains("Generated admin key")));
+
+    let r = http()
+        .get(format!("{url}/v1/agents"))
+        .basic_auth("key_test", Some("s3cret-for-tests"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http()
+        .get(format!("{url}/v1/agents"))
+        .basic_auth("key_test", Some("wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let meta: serde_json::Value = serde_json::from_str(
+        &http()
+            .get(format!("{url}/.well-known/oauth-authorization-server"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        meta["issuer"],
+        url.as_str(),
+        "default issuer URL uses the bound port"
+    );
+
+    let status = interrupt_and_wait(child).await;
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
+async fn without_env_key_a_generated_key_is_printed_once_and_works() {
+    let mut child = issuer_cmd(&[
+        "--in-memory",
+        "--listen",
+        "127.0.0.1:0",
+        "--issuer-url",
+        "https://issuer.example.test",
+    ])
+    .spawn()
+    .unwrap();
+    let (lines, url) = wait_listening(&mut child).await;
+    assert_eq!(url, "https://issuer.example.test");
+    let find = |prefix: &str| {
+        let found: Vec<&String> = lines.iter().filter(|l| l.contains(prefix)).collect();
+        assert_eq!(found.len(), 1, "{prefix} printed once: {lines:?}");
+        found[0].split_once('=').unwrap().1.to_owned()
+    };
+    let id = find("AGENT_AUTH_ADMIN_KEY_ID=");
+    let secret = find("AGENT_AUTH_ADMIN_KEY_SECRET=");
+    assert!(id.starts_with("key_"));
+    assert_eq!(secret.len(), 42);
+    // The listening line names the bound address.
+    let addr = lines.last().unwrap().rsplit(' ').next().unwrap().to_owned();
+    let r = http()
+        .get(format!("http://{addr}/v1/events"))
+        .basic_auth(&id, Some(&secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let status = interrupt_and_wait(child).await;
+    assert!(status.success(), "{status:?}");
+}
