@@ -79,6 +79,6 @@ pub use scopes::{RequireScopes, RequireScopesService};
 pub use verify::TypPolicy;
 
 /// The README's examples, compiled as doctests so they cannot rot.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "issuer"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
