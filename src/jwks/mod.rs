@@ -89,7 +89,8 @@ pub(crate) struct JwksCache {
     /// Counts fetches that reached the network, for diagnostics and tests.
     fetches: AtomicU64,
     background_started: AtomicBool,
-    shutdown: Arc<Notify>,
+    /// Wakes the background task: new keys (a new deadline to compute) or the cache dropped.
+    wake: Arc<Notify>,
 }
 
 impl std::fmt::Debug for JwksCache {
@@ -104,7 +105,7 @@ impl std::fmt::Debug for JwksCache {
 impl Drop for JwksCache {
     fn drop(&mut self) {
         // Wake the background task so it notices the cache is gone and exits now.
-        self.shutdown.notify_one();
+        self.wake.notify_one();
     }
 }
 
@@ -133,7 +134,7 @@ impl JwksCache {
             last_on_demand: AtomicU64::new(0),
             fetches: AtomicU64::new(0),
             background_started: AtomicBool::new(false),
-            shutdown: Arc::new(Notify::new()),
+            wake: Arc::new(Notify::new()),
             config,
         })
     }
@@ -288,6 +289,7 @@ impl JwksCache {
             }
         };
         self.state.store(Arc::new(next));
+        self.wake.notify_one();
         Ok(())
     }
 
@@ -304,29 +306,30 @@ impl JwksCache {
             return;
         };
         let cache = Arc::downgrade(self);
-        let shutdown = self.shutdown.clone();
-        runtime.spawn(background_refresh(cache, shutdown));
+        let wake = self.wake.clone();
+        runtime.spawn(background_refresh(cache, wake));
     }
 }
 
 /// Refreshes before the keys go stale; after a failure, retries once per cooldown. Ends when the
 /// last layer clone is dropped.
-async fn background_refresh(cache: Weak<JwksCache>, shutdown: Arc<Notify>) {
+async fn background_refresh(cache: Weak<JwksCache>, wake: Arc<Notify>) {
     let mut retry_at: Option<Instant> = None;
     loop {
         let wake_at = {
             let Some(cache) = cache.upgrade() else { return };
             let state = cache.state.load();
             if state.usable_until.is_none() && retry_at.is_none() {
-                // Nothing fetched yet: the first request fetches on demand; check back later.
-                Instant::now() + cache.config.cooldown
+                // Nothing fetched yet: the first request fetches on demand and wakes us.
+                Instant::now() + cache.config.max_ttl
             } else {
                 retry_at.unwrap_or(state.refresh_at)
             }
         };
         tokio::select! {
             () = tokio::time::sleep_until(wake_at.into()) => {}
-            () = shutdown.notified() => return,
+            // New keys or the cache dropped: recompute (or exit) at the top of the loop.
+            () = wake.notified() => continue,
         }
         let Some(cache) = cache.upgrade() else { return };
         if cache.state.load().refresh_at > Instant::now()
