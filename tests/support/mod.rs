@@ -447,3 +447,45 @@ pub async fn send(request: reqwest::RequestBuilder) -> Outcome {
         body,
     }
 }
+
+// ---- Additions for the JWKS cache and plain-hyper tests (new items only). ----
+
+impl JwksServer {
+    /// Makes the RFC 8414 metadata speak for `issuer` (its `jwks_uri` becomes
+    /// `{issuer}/jwks.json`), for discovery tests where the metadata does not match.
+    pub fn set_metadata_issuer(&self, issuer: &str) {
+        *self.state.issuer.lock().unwrap() = issuer.to_owned();
+    }
+}
+
+impl Outcome {
+    /// The `error_description="…"` parameter, if any.
+    pub fn error_description(&self) -> Option<String> {
+        let challenge = self.challenge.as_deref()?;
+        let start = challenge.find("error_description=\"")? + 19;
+        let end = challenge[start..].find('"')? + start;
+        Some(challenge[start..end].to_owned())
+    }
+
+    /// `Retry-After` as whole seconds; panics unless it is a non-negative integer.
+    pub fn retry_after_secs(&self) -> u64 {
+        let value = self.retry_after.as_deref().expect("Retry-After header");
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("Retry-After is not an integer: {value:?}"))
+    }
+}
+
+/// Serves `app` on 127.0.0.1:0 and returns its address.
+pub async fn serve_router(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// A loopback port nothing listens on (bound, then released): connections are refused.
+pub fn refused_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
