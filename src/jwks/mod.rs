@@ -139,6 +139,23 @@ impl JwksCache {
         })
     }
 
+    /// Serves `keys` for a year and never fetches: for offline verification (fuzzing and
+    /// conformance tests, through `internals`).
+    #[cfg(feature = "internals")]
+    pub(crate) fn install_static(&self, keys: KeySet) {
+        let year = Duration::from_secs(365 * 24 * 60 * 60);
+        let now = Instant::now();
+        self.state.store(Arc::new(KeyState {
+            keys,
+            generation: 1,
+            refresh_at: now + year,
+            usable_until: Some(now + year),
+        }));
+        // An on-demand fetch "just happened" and the cooldown is a year: unknown kids are
+        // refused without any I/O.
+        self.mark_on_demand_fetch();
+    }
+
     /// Number of JWKS or metadata requests sent so far.
     pub(crate) fn fetch_count(&self) -> u64 {
         self.fetches.load(Ordering::Relaxed)

@@ -1,0 +1,55 @@
+//! Entry points for fuzzing and conformance tests (feature `internals`).
+//!
+//! Not a stable API: these exist so that `fuzz/` and the Wycheproof tests can drive the real
+//! parsing and verification code without HTTP. They carry no semver promise.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::value::RawValue;
+
+use crate::agent::Agent;
+use crate::config::AgentAuth;
+use crate::error::{AuthError, InvalidToken};
+use crate::jwks::{KeySet, VerifyingKey};
+use crate::verify::Verifier;
+
+/// Parses a JWKS document as the cache does; returns the number of usable keys.
+pub fn parse_jwks(body: &[u8]) -> Result<usize, String> {
+    KeySet::parse(body)
+        .map(|keys| keys.len())
+        .map_err(|error| error.to_string())
+}
+
+/// Binds one JWK to its algorithm (refusing what the cache would skip) and verifies the raw
+/// `signature` over `message` with it.
+pub fn verify_with_jwk(jwk: &str, message: &[u8], signature: &[u8]) -> Result<bool, String> {
+    let raw: Box<RawValue> = serde_json::from_str(jwk).map_err(|error| error.to_string())?;
+    let key = VerifyingKey::from_jwk(&raw).map_err(|error| error.to_string())?;
+    Ok(key.verify(message, &URL_SAFE_NO_PAD.encode(signature)))
+}
+
+/// The layer's verification path with a fixed key set and no network at all.
+#[derive(Debug)]
+pub struct OfflineVerifier(Arc<Verifier>);
+
+impl OfflineVerifier {
+    /// Verifies like `auth` would, with the keys of the JWKS document `jwks`.
+    pub fn new(auth: AgentAuth, jwks: &[u8]) -> Result<Self, String> {
+        // The cooldown makes an unknown kid a refusal instead of a fetch.
+        let auth = auth.jwks_refetch_cooldown(Duration::from_secs(365 * 24 * 60 * 60));
+        let verifier = auth.verifier().map_err(|error| error.to_string())?;
+        let keys = KeySet::parse(jwks).map_err(|error| error.to_string())?;
+        verifier.keys.install_static(keys);
+        Ok(OfflineVerifier(verifier))
+    }
+
+    /// Verifies `token` synchronously.
+    pub fn verify(&self, token: &str) -> Result<Agent, AuthError> {
+        self.0
+            .verify_now(token)
+            .unwrap_or(Err(InvalidToken::UnknownKey.into()))
+    }
+}
