@@ -89,6 +89,11 @@ impl Agent {
         })
     }
 
+    /// Size of the claims JSON, for the token cache's byte bound.
+    pub(crate) fn claims_len(&self) -> usize {
+        self.0.raw_claims.len()
+    }
+
     pub(crate) fn challenge(&self) -> &Challenge {
         &self.0.challenge
     }

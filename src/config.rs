@@ -11,6 +11,7 @@ use crate::challenge::Challenge;
 use crate::error::AuthError;
 use crate::jwks::{JwksCache, JwksConfig, JwksSource};
 use crate::metadata::ProtectedResourceMetadata;
+use crate::token_cache::{TokenCache, TokenCacheLimits};
 use crate::verify::{TypPolicy, Verifier};
 
 /// Verifies agent access tokens on every request: a tower [`Layer`](tower::Layer) for axum
@@ -55,6 +56,7 @@ struct Options {
     jwks_max_bytes: usize,
     realm: Option<String>,
     resource_metadata: Option<String>,
+    token_cache: Option<TokenCacheLimits>,
 }
 
 /// Why an [`AgentAuth`] configuration cannot work.
@@ -115,6 +117,10 @@ impl AgentAuth {
                 jwks_max_bytes: 256 * 1024,
                 realm: None,
                 resource_metadata: None,
+                token_cache: Some(TokenCacheLimits {
+                    max_entries: 10_000,
+                    max_bytes: 32 * 1024 * 1024,
+                }),
             },
             built: Arc::default(),
         }
@@ -208,6 +214,30 @@ impl AgentAuth {
     /// Timeout for each key-fetching HTTP request, connect to last byte (default 5 s).
     pub fn http_timeout(self, timeout: Duration) -> Self {
         self.with(|o| o.http_timeout = timeout)
+    }
+
+    /// Bounds of the verified-token cache (default 10,000 tokens and 32 MiB, whichever comes
+    /// first). A token that verified once is then accepted from memory until its `exp` (leeway
+    /// included, never longer) as long as its key is still published; scopes are still checked
+    /// per route on every request.
+    pub fn token_cache(self, max_entries: u64, max_bytes: u64) -> Self {
+        self.with(|o| {
+            o.token_cache = Some(TokenCacheLimits {
+                max_entries: max_entries.max(1),
+                max_bytes: max_bytes.max(1),
+            })
+        })
+    }
+
+    /// Verifies every request's signature from scratch: no verified-token cache.
+    pub fn no_token_cache(self) -> Self {
+        self.with(|o| o.token_cache = None)
+    }
+
+    /// Entries and weighted bytes in the verified-token cache (`None` when it is off).
+    pub fn token_cache_usage(&self) -> Option<(u64, u64)> {
+        let verifier = self.verifier().ok()?;
+        verifier.tokens.as_ref().map(TokenCache::usage)
     }
 
     /// The `realm` of challenges (default: the first audience).
@@ -330,6 +360,7 @@ impl Options {
             leeway_secs: i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX),
             max_token_bytes: self.max_token_bytes,
             keys: Arc::new(keys),
+            tokens: self.token_cache.map(TokenCache::new),
             challenge: Arc::new(Challenge::new(realm, self.resource_metadata.as_deref())),
         })
     }

@@ -1,5 +1,6 @@
-//! Token → agent, top to bottom: size → compact JWS → header (alg, crit, typ, kid) → key →
-//! signature → claims (iss, aud, exp, nbf) → agent (`dat.type`, `sub` prefix).
+//! Token → agent, top to bottom: size → verified-token cache → compact JWS → header (alg, crit,
+//! typ, kid) → key → signature → claims (iss, aud, exp, nbf) → agent (`dat.type`, `sub`
+//! prefix) → cache.
 //!
 //! Nothing in the token decides how it is checked: the algorithm must be accepted by
 //! configuration *and* equal the one bound to the key found under `kid`; `jku`, `x5u`, `jwk` and
@@ -20,6 +21,7 @@ use crate::algorithm::{Algorithm, AlgorithmSet};
 use crate::challenge::Challenge;
 use crate::error::{AuthError, InvalidToken};
 use crate::jwks::{JwksCache, VerifyingKey};
+use crate::token_cache::TokenCache;
 
 /// What a `typ` header may say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,6 +46,7 @@ pub(crate) struct Verifier {
     pub(crate) leeway_secs: i64,
     pub(crate) max_token_bytes: usize,
     pub(crate) keys: Arc<JwksCache>,
+    pub(crate) tokens: Option<TokenCache>,
     pub(crate) challenge: Arc<Challenge>,
 }
 
@@ -72,21 +75,47 @@ struct Jws<'t> {
 impl Verifier {
     /// Verifies `token`, fetching keys if needed.
     pub(crate) async fn verify(&self, token: &str) -> Result<Agent, AuthError> {
+        if let Some(agent) = self.cached(token) {
+            return Ok(agent);
+        }
         let jws = self.parse(token)?;
-        let key = self.keys.key_for(jws.kid.as_deref(), jws.alg).await?;
-        self.check(&jws, &key)
+        let (key, key_epoch) = self.keys.key_for(jws.kid.as_deref(), jws.alg).await?;
+        let agent = self.check(&jws, &key)?;
+        self.remember(token, &agent, key_epoch);
+        Ok(agent)
     }
 
     /// Verifies `token` if that needs no I/O; `None` means "use [`verify`](Self::verify)".
     pub(crate) fn verify_now(&self, token: &str) -> Option<Result<Agent, AuthError>> {
+        if let Some(agent) = self.cached(token) {
+            return Some(Ok(agent));
+        }
         let jws = match self.parse(token) {
             Ok(jws) => jws,
             Err(error) => return Some(Err(error)),
         };
         Some(match self.keys.key_now(jws.kid.as_deref(), jws.alg)? {
-            Ok(key) => self.check(&jws, &key),
+            Ok((key, key_epoch)) => self.check(&jws, &key).inspect(|agent| {
+                self.remember(token, agent, key_epoch);
+            }),
             Err(error) => Err(error),
         })
+    }
+
+    /// A token that verified before, still unexpired, whose key is still published.
+    fn cached(&self, token: &str) -> Option<Agent> {
+        let tokens = self.tokens.as_ref()?;
+        if token.len() > self.max_token_bytes {
+            return None;
+        }
+        let key_epoch = self.keys.revocation_epoch()?;
+        tokens.get(token, unix_now(), key_epoch)
+    }
+
+    fn remember(&self, token: &str, agent: &Agent, key_epoch: u64) {
+        if let Some(tokens) = &self.tokens {
+            tokens.insert(token, agent, self.leeway_secs, key_epoch);
+        }
     }
 
     /// Size, structure and header policy.
@@ -208,7 +237,7 @@ fn typ_allowed(typ: Option<&str>, policy: TypPolicy) -> bool {
         || (policy == TypPolicy::AtJwtOrJwt && media.eq_ignore_ascii_case("jwt"))
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| elapsed.as_secs() as i64)

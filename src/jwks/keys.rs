@@ -24,6 +24,8 @@ pub(crate) struct VerifyingKey {
     kid: Option<Box<str>>,
     alg: Algorithm,
     key: DecodingKey,
+    /// The public key material, to tell whether a refreshed set still holds this key.
+    material: Box<[u8]>,
 }
 
 impl std::fmt::Debug for VerifyingKey {
@@ -119,7 +121,7 @@ impl VerifyingKey {
                 Algorithm::from_name(name).ok_or_else(|| KeyError::AlgMismatch(name.to_owned()))?,
             ),
         };
-        let (alg, key) = match (jwk.kty, jwk.crv) {
+        let (alg, (key, material)) = match (jwk.kty, jwk.crv) {
             ("OKP", Some("Ed25519")) => (Algorithm::EdDSA, ed25519_key(jwk.x)?),
             ("EC", Some("P-256")) => (Algorithm::ES256, ec_key(jwk.x, jwk.y, 32)?),
             ("EC", Some("P-384")) => (Algorithm::ES384, ec_key(jwk.x, jwk.y, 48)?),
@@ -141,6 +143,7 @@ impl VerifyingKey {
             kid: jwk.kid.map(|kid| kid.into()),
             alg,
             key,
+            material,
         })
     }
 }
@@ -154,7 +157,10 @@ fn decode_b64(value: Option<&str>) -> Result<Vec<u8>, KeyError> {
 /// Ed25519 public keys must be canonical encodings of points outside the small-order subgroup
 /// (RFC 8032 §5.1.7, "Taming the many EdDSAs"): aws-lc-rs refuses non-canonical signatures but
 /// not weak keys, so weak keys are refused here, once, when the key is loaded.
-fn ed25519_key(x: Option<&str>) -> Result<DecodingKey, KeyError> {
+/// A decoding key and its public material.
+type KeyMaterial = (DecodingKey, Box<[u8]>);
+
+fn ed25519_key(x: Option<&str>) -> Result<KeyMaterial, KeyError> {
     let bytes: [u8; 32] = decode_b64(x)?.try_into().map_err(|_| KeyError::Malformed)?;
     let compressed = CompressedEdwardsY(bytes);
     let point = compressed.decompress().ok_or(KeyError::Malformed)?;
@@ -164,24 +170,25 @@ fn ed25519_key(x: Option<&str>) -> Result<DecodingKey, KeyError> {
     if point.is_small_order() {
         return Err(KeyError::Weak("small-order Ed25519 point"));
     }
-    Ok(DecodingKey::from_ed_der(&bytes))
+    Ok((DecodingKey::from_ed_der(&bytes), bytes.into()))
 }
 
 fn ec_key(
     x: Option<&str>,
     y: Option<&str>,
     coordinate_len: usize,
-) -> Result<DecodingKey, KeyError> {
+) -> Result<KeyMaterial, KeyError> {
     let (x_bytes, y_bytes) = (decode_b64(x)?, decode_b64(y)?);
     if x_bytes.len() != coordinate_len || y_bytes.len() != coordinate_len {
         return Err(KeyError::Malformed);
     }
     // Both coordinates decoded above, so these strings are valid base64url.
-    DecodingKey::from_ec_components(x.unwrap_or_default(), y.unwrap_or_default())
-        .map_err(|_| KeyError::Malformed)
+    let key = DecodingKey::from_ec_components(x.unwrap_or_default(), y.unwrap_or_default())
+        .map_err(|_| KeyError::Malformed)?;
+    Ok((key, [x_bytes, y_bytes].concat().into()))
 }
 
-fn rsa_key(n: Option<&str>, e: Option<&str>) -> Result<DecodingKey, KeyError> {
+fn rsa_key(n: Option<&str>, e: Option<&str>) -> Result<KeyMaterial, KeyError> {
     let (n_bytes, e_bytes) = (decode_b64(n)?, decode_b64(e)?);
     let n_trimmed = strip_leading_zeros(&n_bytes);
     let bits = match n_trimmed.first() {
@@ -194,7 +201,8 @@ fn rsa_key(n: Option<&str>, e: Option<&str>) -> Result<DecodingKey, KeyError> {
     if strip_leading_zeros(&e_bytes).is_empty() {
         return Err(KeyError::Malformed);
     }
-    Ok(DecodingKey::from_rsa_raw_components(&n_bytes, &e_bytes))
+    let key = DecodingKey::from_rsa_raw_components(&n_bytes, &e_bytes);
+    Ok((key, [n_bytes, e_bytes].concat().into()))
 }
 
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
@@ -254,6 +262,21 @@ impl KeySet {
             self.by_kid.insert(kid.clone(), key.clone());
         }
         self.all.push(key);
+    }
+
+    /// Whether every key of `older` is still here, under the same `kid`, for the same
+    /// algorithm, with the same material. When not, tokens verified with `older` must be
+    /// verified again.
+    pub(crate) fn retains_all(&self, older: &KeySet) -> bool {
+        older.all.iter().all(|old| {
+            let same = |new: &Arc<VerifyingKey>| {
+                new.kid == old.kid && new.alg == old.alg && new.material == old.material
+            };
+            match &old.kid {
+                Some(kid) => self.by_kid.get(kid).is_some_and(same),
+                None => self.all.iter().any(same),
+            }
+        })
     }
 
     /// Number of usable keys.

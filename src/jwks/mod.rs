@@ -60,6 +60,9 @@ struct KeyState {
     refresh_at: Instant,
     /// After this the keys are too old to trust; `None` until the first successful fetch.
     usable_until: Option<Instant>,
+    /// Changes whenever a refresh drops or changes a key: what was verified under an older
+    /// epoch must be verified again (the token cache compares it on every hit).
+    revocation_epoch: u64,
 }
 
 impl KeyState {
@@ -125,6 +128,7 @@ impl JwksCache {
                 generation: 0,
                 refresh_at: now,
                 usable_until: None,
+                revocation_epoch: 0,
             }),
             refresh: Mutex::new(RefreshState {
                 jwks_uri,
@@ -150,6 +154,7 @@ impl JwksCache {
             generation: 1,
             refresh_at: now + year,
             usable_until: Some(now + year),
+            revocation_epoch: 0,
         }));
         // An on-demand fetch "just happened" and the cooldown is a year: unknown kids are
         // refused without any I/O.
@@ -167,7 +172,7 @@ impl JwksCache {
         self: &Arc<Self>,
         kid: Option<&str>,
         alg: Algorithm,
-    ) -> Option<Result<Arc<VerifyingKey>, AuthError>> {
+    ) -> Option<Result<(Arc<VerifyingKey>, u64), AuthError>> {
         self.start_background_refresh();
         let state = self.state.load();
         let now = Instant::now();
@@ -175,7 +180,7 @@ impl JwksCache {
             return None;
         }
         match state.keys.find(kid, alg) {
-            Lookup::Found(key) => Some(Ok(key.clone())),
+            Lookup::Found(key) => Some(Ok((key.clone(), state.revocation_epoch))),
             Lookup::AlgorithmMismatch => Some(Err(InvalidToken::KeyAlgorithmMismatch.into())),
             Lookup::Ambiguous => Some(Err(InvalidToken::AmbiguousKey.into())),
             Lookup::Unknown if self.cooldown_left(now).is_some() => {
@@ -191,7 +196,7 @@ impl JwksCache {
         self: &Arc<Self>,
         kid: Option<&str>,
         alg: Algorithm,
-    ) -> Result<Arc<VerifyingKey>, AuthError> {
+    ) -> Result<(Arc<VerifyingKey>, u64), AuthError> {
         if let Some(decided) = self.key_now(kid, alg) {
             return decided;
         }
@@ -215,11 +220,20 @@ impl JwksCache {
             });
         }
         match state.keys.find(kid, alg) {
-            Lookup::Found(key) => Ok(key.clone()),
+            Lookup::Found(key) => Ok((key.clone(), state.revocation_epoch)),
             Lookup::AlgorithmMismatch => Err(InvalidToken::KeyAlgorithmMismatch.into()),
             Lookup::Ambiguous => Err(InvalidToken::AmbiguousKey.into()),
             Lookup::Unknown => Err(InvalidToken::UnknownKey.into()),
         }
+    }
+
+    /// The current revocation epoch, or `None` when no keys are usable (then nothing verified
+    /// earlier may be trusted either).
+    pub(crate) fn revocation_epoch(&self) -> Option<u64> {
+        let state = self.state.load();
+        state
+            .usable(Instant::now())
+            .then_some(state.revocation_epoch)
     }
 
     /// Fetches now (single-flight with every other fetch), whatever the cooldown says.
@@ -287,11 +301,13 @@ impl JwksCache {
         let next = match keys {
             Some(keys) => {
                 tracing::debug!(issuer = %self.issuer, keys = keys.len(), ttl_secs = ttl.as_secs(), "JWKS refreshed");
+                let revoked = !keys.retains_all(&current.keys);
                 KeyState {
                     keys,
                     generation: current.generation + 1,
                     refresh_at,
                     usable_until,
+                    revocation_epoch: current.revocation_epoch + u64::from(revoked),
                 }
             }
             None => {
@@ -302,6 +318,7 @@ impl JwksCache {
                     generation: current.generation + 1,
                     refresh_at,
                     usable_until,
+                    revocation_epoch: current.revocation_epoch,
                 }
             }
         };
