@@ -61,7 +61,7 @@ impl TokenCache {
         // Every entry weighs at least max_bytes / max_entries, so a total weight within
         // max_bytes also keeps the count within max_entries.
         let min_weight = (limits.max_bytes / limits.max_entries.max(1)).max(1);
-        let entries = Cache::builder()
+        let entries = Cache::<Box<str>, Entry>::builder()
             .max_capacity(limits.max_bytes)
             .weigher(move |token, entry: &Entry| {
                 let bytes = token.len() + entry.agent.claims_len() + ENTRY_OVERHEAD_BYTES;
