@@ -1622,3 +1622,24 @@ async fn json_too_deep_or_not_utf8_is_a_malformed_token() {
         .collect();
     w.run(table).await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// `crit` present but null (found by tests/proptest_entry_points.rs).
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+#[ignore = "BUG: src/verify.rs Header::crit is Option<IgnoredAny> with #[serde(default)]: \"crit\": null deserializes to None and the token is accepted"]
+async fn crit_null_is_refused() {
+    // RFC 7515 §4.1.11: crit, when present, is a non-empty array of names; a header that has the
+    // member at all is either understood or refused. The verifier means to refuse any crit.
+    let w = World::start().await;
+    let table = vec![bearer(
+        "crit null",
+        w.ed.token_raw(
+            r#"{"alg":"EdDSA","kid":"ed-1","typ":"at+jwt","crit":null}"#,
+            &w.claims(json!({})).to_string(),
+        ),
+        Expect::InvalidToken(UNSUPPORTED_CRIT),
+    )];
+    w.run(table).await;
+}
