@@ -275,7 +275,7 @@ impl AgentAuth {
     /// Verifies a token outside HTTP (a WebSocket message, a queue job): the same checks as
     /// the layer, minus scopes.
     pub async fn verify(&self, token: &str) -> Result<Agent, AuthError> {
-        let verifier = self.verifier().map_err(|error| {
+        let verifier = self.verifier_ref().map_err(|error| {
             tracing::error!(%error, "AgentAuth misconfigured; refusing every token");
             AuthError::KeysUnavailable {
                 retry_after: Duration::from_secs(60),
@@ -301,9 +301,13 @@ impl AgentAuth {
     }
 
     pub(crate) fn verifier(&self) -> Result<Arc<Verifier>, ConfigError> {
+        self.verifier_ref().cloned().map_err(Clone::clone)
+    }
+
+    fn verifier_ref(&self) -> Result<&Arc<Verifier>, &ConfigError> {
         self.built
             .get_or_init(|| self.options.build().map(Arc::new))
-            .clone()
+            .as_ref()
     }
 }
 

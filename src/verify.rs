@@ -108,8 +108,9 @@ impl Verifier {
         if token.len() > self.max_token_bytes {
             return None;
         }
-        let key_epoch = self.keys.revocation_epoch()?;
-        tokens.get(token, unix_now(), key_epoch)
+        let now = unix_now();
+        let key_epoch = self.keys.revocation_epoch(now)?;
+        tokens.get(token, now, key_epoch)
     }
 
     fn remember(&self, token: &str, agent: &Agent, key_epoch: u64) {

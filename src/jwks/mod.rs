@@ -60,6 +60,8 @@ struct KeyState {
     refresh_at: Instant,
     /// After this the keys are too old to trust; `None` until the first successful fetch.
     usable_until: Option<Instant>,
+    /// The same deadline in Unix seconds, for the token cache's clock (0 until the first fetch).
+    usable_until_unix: i64,
     /// Changes whenever a refresh drops or changes a key: what was verified under an older
     /// epoch must be verified again (the token cache compares it on every hit).
     revocation_epoch: u64,
@@ -128,6 +130,7 @@ impl JwksCache {
                 generation: 0,
                 refresh_at: now,
                 usable_until: None,
+                usable_until_unix: 0,
                 revocation_epoch: 0,
             }),
             refresh: Mutex::new(RefreshState {
@@ -154,6 +157,7 @@ impl JwksCache {
             generation: 1,
             refresh_at: now + year,
             usable_until: Some(now + year),
+            usable_until_unix: crate::verify::unix_now() + year.as_secs() as i64,
             revocation_epoch: 0,
         }));
         // An on-demand fetch "just happened" and the cooldown is a year: unknown kids are
@@ -227,13 +231,11 @@ impl JwksCache {
         }
     }
 
-    /// The current revocation epoch, or `None` when no keys are usable (then nothing verified
-    /// earlier may be trusted either).
-    pub(crate) fn revocation_epoch(&self) -> Option<u64> {
+    /// The current revocation epoch, or `None` when no keys are usable at `now_unix` (then
+    /// nothing verified earlier may be trusted either). One atomic load, no clock read.
+    pub(crate) fn revocation_epoch(&self, now_unix: i64) -> Option<u64> {
         let state = self.state.load();
-        state
-            .usable(Instant::now())
-            .then_some(state.revocation_epoch)
+        (now_unix < state.usable_until_unix).then_some(state.revocation_epoch)
     }
 
     /// Fetches now (single-flight with every other fetch), whatever the cooldown says.
@@ -297,7 +299,10 @@ impl JwksCache {
         let now = Instant::now();
         // Refresh a little before the freshness runs out, so readers never see a gap.
         let refresh_at = now + ttl - ttl / 10;
-        let usable_until = Some(now + ttl.max(self.config.max_stale));
+        let usable_for = ttl.max(self.config.max_stale);
+        let usable_until = Some(now + usable_for);
+        let usable_until_unix = crate::verify::unix_now()
+            .saturating_add(i64::try_from(usable_for.as_secs()).unwrap_or(i64::MAX));
         let next = match keys {
             Some(keys) => {
                 tracing::debug!(issuer = %self.issuer, keys = keys.len(), ttl_secs = ttl.as_secs(), "JWKS refreshed");
@@ -307,6 +312,7 @@ impl JwksCache {
                     generation: current.generation + 1,
                     refresh_at,
                     usable_until,
+                    usable_until_unix,
                     revocation_epoch: current.revocation_epoch + u64::from(revoked),
                 }
             }
@@ -318,6 +324,7 @@ impl JwksCache {
                     generation: current.generation + 1,
                     refresh_at,
                     usable_until,
+                    usable_until_unix,
                     revocation_epoch: current.revocation_epoch,
                 }
             }

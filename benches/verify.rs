@@ -1,0 +1,247 @@
+//! The verification path against its limits, side by side in one run:
+//!
+//! * `verify`: bare aws-lc-rs Ed25519 verify of a token's signing input (the limit), our cold
+//!   verify of the full agent token (token cache off), and a verified-token cache hit.
+//! * `scaling_keys`: cold verify with 1, 10, 100, 1,000 keys in the JWKS.
+//! * `scaling_cached`: cache hits with 1, 1k, 100k distinct tokens cached.
+//! * Memory (printed, full runs only): bytes per cached token, counted by a global allocator,
+//!   and the cache's bound holding under 1,000,000 distinct tokens.
+//!
+//! `cargo bench --bench verify`; `-- --test` runs each once (CI smoke).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+use agent_auth::AgentAuth;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{self as lc, KeyPair as _};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use criterion::{BenchmarkId, Criterion, criterion_group};
+use futures_util::FutureExt as _;
+use serde_json::{Value, json};
+
+/// Counts live heap bytes, for bytes-per-cached-token.
+struct Counting;
+
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE_BYTES.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const AUDIENCE: &str = "https://api.example.com/tickets";
+
+fn b64(bytes: impl AsRef<[u8]>) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+struct Issuer {
+    runtime: tokio::runtime::Runtime,
+    url: String,
+    keys: Vec<lc::Ed25519KeyPair>,
+}
+
+impl Issuer {
+    /// A JWKS server on 127.0.0.1:0 publishing `key_count` Ed25519 keys (`k0`, `k1`, …).
+    fn start(key_count: usize) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let keys: Vec<_> = (0..key_count)
+            .map(|_| {
+                let pkcs8 = lc::Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+                lc::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap()
+            })
+            .collect();
+        let jwks: Value = json!({ "keys": keys.iter().enumerate().map(|(i, key)| json!({
+            "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": format!("k{i}"),
+            "x": b64(key.public_key().as_ref()),
+        })).collect::<Vec<_>>() });
+        let url = runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let app = axum::Router::new().route(
+                "/jwks.json",
+                axum::routing::get(move || {
+                    let jwks = jwks.clone();
+                    async move { axum::Json(jwks) }
+                }),
+            );
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            url
+        });
+        Issuer { runtime, url, keys }
+    }
+
+    /// The signing input and full token of an agent token signed by key `index`.
+    fn token(&self, index: usize, jti: usize) -> (String, String) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let header = json!({ "alg": "EdDSA", "kid": format!("k{index}"), "typ": "at+jwt" });
+        let claims = json!({
+            "iss": self.url, "sub": "agt_7c1de2f3a4b5c6d7e8f9a0b1c2d3e4f5", "aud": AUDIENCE,
+            "exp": now + 3600, "iat": now, "jti": format!("{jti:032x}"),
+            "client_id": "agt_7c1de2f3a4b5c6d7e8f9a0b1c2d3e4f5",
+            "scope": "tickets:read tickets:triage", "dat": { "type": "agent" },
+        });
+        let input = format!("{}.{}", b64(header.to_string()), b64(claims.to_string()));
+        let token = format!("{input}.{}", b64(self.keys[index].sign(input.as_bytes())));
+        (input, token)
+    }
+
+    /// A warmed-up layer configuration (keys fetched).
+    fn auth(&self, configure: impl FnOnce(AgentAuth) -> AgentAuth) -> AgentAuth {
+        let auth = configure(AgentAuth::new(&self.url).audience(AUDIENCE));
+        let (_, token) = self.token(0, usize::MAX);
+        self.runtime
+            .block_on(auth.verify(&token))
+            .expect("verifies");
+        auth
+    }
+}
+
+/// Verification without I/O completes on its first poll; anything else is a bench bug.
+fn verify_now(auth: &AgentAuth, token: &str) -> agent_auth::Agent {
+    auth.verify(token)
+        .now_or_never()
+        .expect("keys are cached: no await")
+        .expect("token verifies")
+}
+
+fn verify(c: &mut Criterion) {
+    let issuer = Issuer::start(1);
+    let (input, token) = issuer.token(0, 1);
+    let signature = URL_SAFE_NO_PAD
+        .decode(token.rsplit('.').next().unwrap())
+        .unwrap();
+    let public = issuer.keys[0].public_key().as_ref().to_vec();
+    let cold = issuer.auth(AgentAuth::no_token_cache);
+    let cached = issuer.auth(|auth| auth);
+    verify_now(&cached, &token);
+
+    let mut group = c.benchmark_group("verify");
+    group.bench_function("bare_ed25519", |b| {
+        b.iter(|| {
+            lc::UnparsedPublicKey::new(&lc::ED25519, black_box(&public))
+                .verify(black_box(input.as_bytes()), black_box(&signature))
+                .unwrap()
+        })
+    });
+    group.bench_function("cold", |b| b.iter(|| verify_now(&cold, black_box(&token))));
+    group.bench_function("cached", |b| {
+        b.iter(|| verify_now(&cached, black_box(&token)))
+    });
+    group.finish();
+}
+
+fn scaling_keys(c: &mut Criterion) {
+    let mut group = c.benchmark_group("scaling_keys");
+    for keys in [1usize, 10, 100, 1000] {
+        let issuer = Issuer::start(keys);
+        let cold = issuer.auth(|auth| auth.no_token_cache());
+        let (_, token) = issuer.token(keys - 1, 1);
+        group.bench_with_input(BenchmarkId::from_parameter(keys), &token, |b, token| {
+            b.iter(|| verify_now(&cold, black_box(token)))
+        });
+    }
+    group.finish();
+}
+
+fn smoke_only() -> bool {
+    std::env::args().any(|arg| arg == "--test")
+}
+
+fn scaling_cached(c: &mut Criterion) {
+    let issuer = Issuer::start(1);
+    let mut group = c.benchmark_group("scaling_cached");
+    let sizes: &[usize] = if smoke_only() {
+        &[1, 1000]
+    } else {
+        &[1, 1000, 100_000]
+    };
+    for &cached in sizes {
+        let auth = issuer.auth(|auth| auth.token_cache(cached as u64 + 10, 1 << 30));
+        let tokens: Vec<String> = (0..cached).map(|i| issuer.token(0, i).1).collect();
+        for token in &tokens {
+            verify_now(&auth, token);
+        }
+        let probe = &tokens[cached / 2];
+        group.bench_with_input(BenchmarkId::from_parameter(cached), probe, |b, token| {
+            b.iter(|| verify_now(&auth, black_box(token)))
+        });
+    }
+    group.finish();
+}
+
+/// Bytes per cached token and the bound under 1,000,000 distinct tokens (printed).
+fn memory() {
+    let issuer = Issuer::start(1);
+    let (count, distinct) = if smoke_only() {
+        (1_000, 5_000)
+    } else {
+        (10_000, 1_000_000)
+    };
+    let tokens: Vec<String> = (0..count).map(|i| issuer.token(0, i).1).collect();
+    let auth = issuer.auth(|auth| auth.token_cache(count as u64 * 2, 1 << 32));
+    let before = LIVE_BYTES.load(Ordering::Relaxed);
+    for token in &tokens {
+        verify_now(&auth, token);
+    }
+    let (entries, _) = auth.token_cache_usage().unwrap();
+    let after = LIVE_BYTES.load(Ordering::Relaxed);
+    let per_token = (after - before) as f64 / entries as f64;
+    println!(
+        "memory: {entries} cached tokens of {} bytes: {per_token:.0} heap bytes per cached token",
+        tokens[0].len(),
+    );
+
+    let bound = 10_000u64;
+    let bounded = issuer.auth(|auth| auth.token_cache(bound, 1 << 32));
+    let before = LIVE_BYTES.load(Ordering::Relaxed);
+    let mut max_entries = 0;
+    for i in 0..distinct {
+        // Build, verify and drop each token so only the cache holds memory.
+        let (_, token) = issuer.token(0, 10_000_000 + i);
+        verify_now(&bounded, &token);
+        if i % 50_000 == 0 || i + 1 == distinct {
+            max_entries = max_entries.max(bounded.token_cache_usage().unwrap().0);
+        }
+    }
+    let held = LIVE_BYTES.load(Ordering::Relaxed) - before;
+    println!(
+        "memory: {distinct} distinct tokens through a {bound}-entry cache: at most {max_entries} entries seen, {:.1} MiB held at the end",
+        held as f64 / (1024.0 * 1024.0)
+    );
+    assert!(max_entries <= bound, "cache exceeded its bound");
+}
+
+criterion_group!(benches, verify, scaling_keys, scaling_cached);
+
+fn main() {
+    benches();
+    memory();
+    Criterion::default().configure_from_args().final_summary();
+}
