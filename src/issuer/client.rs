@@ -9,9 +9,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::api::{
-    CreateAgent, CreateVerifier, CreatedAgent, CreatedSecret, Data, ListPage, TokenResponse,
-    UpdateAgent,
+    CreateAgent, CreateMembership, CreateOrganization, CreateVerifier, CreateWebhook, CreatedAgent,
+    CreatedSecret, CreatedWebhook, Data, ListPage, RotatedKey, TokenResponse, UpdateAgent,
 };
+use super::records::{MembershipRecord, OrganizationRecord, WebhookRecord};
 use super::secrets::{AdminKey, Secret};
 use super::store::{AgentRecord, EventRecord, EventType, VerifierKind, VerifierRecord};
 
@@ -337,6 +338,110 @@ impl AdminClient {
             .admin_call(Method::GET, &["v1", "events"], &query, Self::NO_BODY)
             .await?;
         Self::decode(s, &b)
+    }
+
+    /// `POST /v1/organizations`.
+    pub async fn create_organization(&self, name: &str) -> Result<OrganizationRecord, ClientError> {
+        let body = CreateOrganization {
+            name: name.to_owned(),
+        };
+        let (s, b) = self
+            .admin_call(Method::POST, &["v1", "organizations"], &[], Some(&body))
+            .await?;
+        Ok(Self::decode::<Data<OrganizationRecord>>(s, &b)?.data)
+    }
+
+    /// `POST /v1/organizations/{org}/members`.
+    pub async fn add_member(
+        &self,
+        org_id: &str,
+        member: &CreateMembership,
+    ) -> Result<MembershipRecord, ClientError> {
+        let (s, b) = self
+            .admin_call(
+                Method::POST,
+                &["v1", "organizations", org_id, "members"],
+                &[],
+                Some(member),
+            )
+            .await?;
+        Ok(Self::decode::<Data<MembershipRecord>>(s, &b)?.data)
+    }
+
+    /// `GET /v1/organizations/{org}/members?limit=&cursor=` (newest first).
+    pub async fn list_members(
+        &self,
+        org_id: &str,
+        limit: Option<usize>,
+        cursor: Option<&str>,
+    ) -> Result<ListPage<MembershipRecord>, ClientError> {
+        let mut query = Vec::new();
+        if let Some(limit) = limit {
+            query.push(("limit", limit.to_string()));
+        }
+        if let Some(cursor) = cursor {
+            query.push(("cursor", cursor.to_owned()));
+        }
+        let (s, b) = self
+            .admin_call(
+                Method::GET,
+                &["v1", "organizations", org_id, "members"],
+                &query,
+                Self::NO_BODY,
+            )
+            .await?;
+        Self::decode(s, &b)
+    }
+
+    /// `DELETE /v1/organizations/{org}/members/{member_id}`.
+    pub async fn remove_member(&self, org_id: &str, member_id: &str) -> Result<(), ClientError> {
+        self.admin_call(
+            Method::DELETE,
+            &["v1", "organizations", org_id, "members", member_id],
+            &[],
+            Self::NO_BODY,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `POST /v1/webhooks`: the endpoint and its `whsec_` secret, shown this once.
+    pub async fn create_webhook(
+        &self,
+        url: &str,
+        events: &[EventType],
+    ) -> Result<CreatedWebhook, ClientError> {
+        let body = CreateWebhook {
+            url: url.to_owned(),
+            events: events.iter().map(|e| e.as_str().to_owned()).collect(),
+        };
+        let (s, b) = self
+            .admin_call(Method::POST, &["v1", "webhooks"], &[], Some(&body))
+            .await?;
+        Ok(Self::decode::<Data<CreatedWebhook>>(s, &b)?.data)
+    }
+
+    /// `GET /v1/webhooks`.
+    pub async fn list_webhooks(&self) -> Result<Vec<WebhookRecord>, ClientError> {
+        let (s, b) = self
+            .admin_call(Method::GET, &["v1", "webhooks"], &[], Self::NO_BODY)
+            .await?;
+        Ok(Self::decode::<ListPage<WebhookRecord>>(s, &b)?.data)
+    }
+
+    /// `DELETE /v1/webhooks/{id}`.
+    pub async fn delete_webhook(&self, id: &str) -> Result<(), ClientError> {
+        self.admin_call(Method::DELETE, &["v1", "webhooks", id], &[], Self::NO_BODY)
+            .await?;
+        Ok(())
+    }
+
+    /// `POST /v1/keys/rotate`: a new signing key signs new tokens from now on.
+    pub async fn rotate_signing_key(&self) -> Result<RotatedKey, ClientError> {
+        let (s, b) = self
+            .admin_call(Method::POST, &["v1", "keys", "rotate"], &[], Self::NO_BODY)
+            .await?;
+        Ok(Self::decode::<Data<RotatedKey>>(s, &b)?.data)
     }
 
     /// `POST /token` with `grant_type=client_credentials`, authenticating with

@@ -71,6 +71,7 @@ mod clock;
 mod errors;
 mod keys;
 mod memory;
+mod records;
 mod routes;
 mod secrets;
 mod store;
@@ -86,7 +87,8 @@ use axum::body::Bytes;
 use tokio::net::TcpListener;
 
 pub use api::{
-    CreateAgent, CreateVerifier, CreatedAgent, CreatedSecret, Data, ListPage, TokenResponse,
+    AgentUsage, CreateAgent, CreateMembership, CreateOrganization, CreateVerifier, CreateWebhook,
+    CreatedAgent, CreatedSecret, CreatedWebhook, Data, ListPage, RotatedKey, TokenResponse,
     UpdateAgent,
 };
 pub use client::{AdminClient, ClientError, EventQuery};
@@ -94,6 +96,10 @@ pub use clock::{Clock, OffsetClock, SystemClock};
 pub use errors::IssuerError;
 pub use keys::KeyError;
 pub use memory::{DEFAULT_MAX_EVENTS, MemoryStore};
+pub use records::{
+    DeliveryOutcome, MAX_DELIVERY_ATTEMPTS, MAX_WEBHOOKS, MembershipRecord, OrganizationRecord,
+    PendingDelivery, WebhookKey, WebhookRecord, apply_patch, webhook_payload,
+};
 pub use secrets::{AdminKey, RandomError, SECRET_LEN, Secret, SecretHash};
 pub use store::{
     Actor, AgentPatch, AgentRecord, AgentStatus, Change, ClientGrant, CreateOutcome,

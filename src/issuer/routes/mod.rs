@@ -7,6 +7,7 @@
 pub(crate) mod agents;
 pub(crate) mod discovery;
 pub(crate) mod events;
+pub(crate) mod orgs;
 
 use std::sync::Arc;
 
@@ -47,6 +48,16 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             delete(agents::delete_verifier),
         )
         .route("/v1/events", get(events::list))
+        .route("/v1/organizations", post(orgs::create))
+        .route("/v1/organizations/{org}", get(orgs::get))
+        .route(
+            "/v1/organizations/{org}/members",
+            post(orgs::add_member).get(orgs::list_members),
+        )
+        .route(
+            "/v1/organizations/{org}/members/{member_id}",
+            delete(orgs::remove_member),
+        )
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&shared),
             require_admin,

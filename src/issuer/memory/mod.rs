@@ -8,16 +8,17 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use async_trait::async_trait;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-use super::secrets::SecretHash;
-use super::store::{
-    AgentPatch, AgentRecord, AgentStatus, Change, ClientGrant, CreateOutcome, EventFilter,
-    EventRecord, EventType, MAX_VERIFIERS_PER_AGENT, Page, PageRequest, Store, StoreError,
-    StoredSigningKey, VerifierRecord,
+use crate::issuer::records::{
+    DeliveryOutcome, MAX_WEBHOOKS, MembershipRecord, OrganizationRecord, PendingDelivery,
+    WebhookKey, WebhookRecord, apply_patch, decode_cursor, page_of, webhook_payload,
 };
+use crate::issuer::secrets::SecretHash;
+use crate::issuer::store::{
+    AgentPatch, AgentRecord, Change, ClientGrant, CreateOutcome, EventFilter, EventRecord,
+    EventType, MAX_VERIFIERS_PER_AGENT, Page, PageRequest, Store, StoreError, StoredSigningKey,
+    VerifierRecord,
+};
+use async_trait::async_trait;
 
 /// Default number of audit events kept in memory (the oldest are dropped beyond it).
 pub const DEFAULT_MAX_EVENTS: usize = 100_000;
@@ -71,6 +72,21 @@ struct Inner {
     events: VecDeque<(u64, EventRecord)>,
     next_seq: u64,
     keys: Vec<StoredSigningKey>,
+    orgs: HashMap<String, OrganizationRecord>,
+    /// Sequence → membership (pagination order).
+    members: BTreeMap<u64, MembershipRecord>,
+    webhooks: Vec<(WebhookRecord, WebhookKey)>,
+    /// Queue entry id → queued message (the outbox).
+    deliveries: BTreeMap<i64, Queued>,
+}
+
+#[derive(Debug)]
+struct Queued {
+    webhook_id: String,
+    message_id: String,
+    payload: String,
+    attempts: u32,
+    next_at: i64,
 }
 
 impl Inner {
@@ -80,6 +96,32 @@ impl Inner {
     }
 
     fn push_event(&mut self, event: EventRecord, max: usize) {
+        let targets: Vec<String> = self
+            .webhooks
+            .iter()
+            .filter(|(w, _)| w.events.contains(&event.kind))
+            .map(|(w, _)| w.id.clone())
+            .collect();
+        if !targets.is_empty() {
+            match webhook_payload(&event) {
+                Ok(payload) => {
+                    for webhook_id in targets {
+                        let id = i64::try_from(self.seq()).unwrap_or(i64::MAX);
+                        self.deliveries.insert(
+                            id,
+                            Queued {
+                                webhook_id,
+                                message_id: event.id.clone(),
+                                payload: payload.clone(),
+                                attempts: 0,
+                                next_at: event.created_at,
+                            },
+                        );
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "webhook payload could not be built"),
+            }
+        }
         let seq = self.seq();
         self.events.push_back((seq, event));
         while self.events.len() > max {
@@ -148,44 +190,6 @@ impl Usage {
 
     fn last(&self) -> Option<i64> {
         Some(self.last.load(Ordering::Relaxed)).filter(|&t| t != i64::MIN)
-    }
-}
-
-fn encode_cursor(tag: char, seq: u64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{tag}{seq}"))
-}
-
-fn decode_cursor(tag: char, cursor: &str) -> Result<u64, StoreError> {
-    let raw = URL_SAFE_NO_PAD
-        .decode(cursor)
-        .map_err(|_| StoreError::InvalidCursor)?;
-    let text = std::str::from_utf8(&raw).map_err(|_| StoreError::InvalidCursor)?;
-    text.strip_prefix(tag)
-        .and_then(|n| n.parse().ok())
-        .ok_or(StoreError::InvalidCursor)
-}
-
-/// Newest-first page over `items` (ascending by sequence), `limit + 1` probing for more.
-fn page_of<T>(mut picked: Vec<(u64, T)>, limit: usize, tag: char) -> Page<T> {
-    let next_cursor = if picked.len() > limit {
-        picked.truncate(limit);
-        picked.last().map(|(seq, _)| encode_cursor(tag, *seq))
-    } else {
-        None
-    };
-    Page {
-        items: picked.into_iter().map(|(_, t)| t).collect(),
-        next_cursor,
-    }
-}
-
-/// Sets `*field` to `new` if different, noting `name` in `changed`.
-fn apply<T: PartialEq>(field: &mut T, new: Option<T>, name: &str, changed: &mut Vec<String>) {
-    if let Some(new) = new {
-        if *field != new {
-            *field = new;
-            changed.push(name.to_owned());
-        }
     }
 }
 
@@ -262,8 +266,6 @@ impl Store for MemoryStore {
         let inner = &mut *guard;
         let entry = inner.agents.get(id).ok_or(StoreError::NotFound)?;
         let mut r = entry.record.clone();
-        let mut changed = Vec::new();
-
         if let Some(Some(ext)) = &patch.external_id {
             if inner
                 .by_external_id
@@ -275,58 +277,8 @@ impl Store for MemoryStore {
                 ));
             }
         }
-        let (status, reason) = match (patch.status, patch.status_reason) {
-            (Some(AgentStatus::Suspended), Some(reason)) => {
-                (Some(AgentStatus::Suspended), Some(Some(reason)))
-            }
-            (Some(AgentStatus::Suspended), None) => {
-                return Err(StoreError::Invalid(
-                    "status_reason is required to suspend an agent".into(),
-                ));
-            }
-            (Some(AgentStatus::Active), None) => (Some(AgentStatus::Active), Some(None)),
-            (Some(AgentStatus::Active), Some(_)) => {
-                return Err(StoreError::Invalid(
-                    "status_reason is only allowed with status \"suspended\"".into(),
-                ));
-            }
-            (None, Some(reason)) if r.status == AgentStatus::Suspended => {
-                (None, Some(Some(reason)))
-            }
-            (None, Some(_)) => {
-                return Err(StoreError::Invalid(
-                    "status_reason can only be set on a suspended agent".into(),
-                ));
-            }
-            (None, None) => (None, None),
-        };
         let old_ext = r.external_id.clone();
-        apply(&mut r.name, patch.name, "name", &mut changed);
-        apply(
-            &mut r.description,
-            patch.description,
-            "description",
-            &mut changed,
-        );
-        apply(&mut r.model, patch.model, "model", &mut changed);
-        apply(&mut r.provider, patch.provider, "provider", &mut changed);
-        apply(&mut r.version, patch.version, "version", &mut changed);
-        apply(&mut r.scopes, patch.scopes, "scopes", &mut changed);
-        apply(
-            &mut r.external_id,
-            patch.external_id,
-            "external_id",
-            &mut changed,
-        );
-        apply(
-            &mut r.expires_at,
-            patch.expires_at,
-            "expires_at",
-            &mut changed,
-        );
-        apply(&mut r.status, status, "status", &mut changed);
-        apply(&mut r.status_reason, reason, "status_reason", &mut changed);
-
+        let changed = apply_patch(&mut r, patch)?;
         if changed.is_empty() {
             return Ok(entry.snapshot());
         }
@@ -361,13 +313,36 @@ impl Store for MemoryStore {
             &entry.snapshot(),
             Vec::new(),
         )?;
+        let ended: Vec<u64> = inner
+            .members
+            .iter()
+            .filter(|(_, m)| m.member_id == id)
+            .map(|(seq, _)| *seq)
+            .collect();
+        let mut events = Vec::with_capacity(ended.len() + 1);
+        for seq in &ended {
+            if let Some(m) = inner.members.get(seq) {
+                events.push(EventRecord::extra(
+                    change,
+                    EventType::MembershipDeleted,
+                    Some(id),
+                    m,
+                )?);
+            }
+        }
+        events.push(event);
+        for seq in ended {
+            inner.members.remove(&seq);
+        }
         if let Some(entry) = inner.agents.remove(id) {
             inner.order.remove(&entry.seq);
             if let Some(ext) = &entry.record.external_id {
                 inner.by_external_id.remove(ext);
             }
         }
-        inner.push_event(event, self.max_events);
+        for event in events {
+            inner.push_event(event, self.max_events);
+        }
         Ok(())
     }
 
@@ -525,5 +500,244 @@ impl Store for MemoryStore {
             inner.keys.push(candidate);
         }
         Ok(inner.keys.clone())
+    }
+
+    async fn add_signing_key(
+        &self,
+        key: StoredSigningKey,
+    ) -> Result<Vec<StoredSigningKey>, StoreError> {
+        let mut inner = self.write();
+        inner.keys.push(key);
+        Ok(inner.keys.clone())
+    }
+
+    async fn replace_verifiers(
+        &self,
+        verifier: VerifierRecord,
+        secret_hash: SecretHash,
+        change: &Change,
+    ) -> Result<VerifierRecord, StoreError> {
+        let mut inner = self.write();
+        let entry = inner
+            .agents
+            .get(&verifier.agent_id)
+            .ok_or(StoreError::NotFound)?;
+        let mut events = Vec::with_capacity(entry.verifiers.len() + 1);
+        for old in &entry.verifiers {
+            events.push(EventRecord::extra(
+                change,
+                EventType::VerifierRemoved,
+                Some(&verifier.agent_id),
+                &old.snapshot(),
+            )?);
+        }
+        events.push(EventRecord::from_change(
+            change,
+            EventType::VerifierAdded,
+            &verifier.agent_id,
+            &verifier,
+            Vec::new(),
+        )?);
+        if let Some(entry) = inner.agents.get_mut(&verifier.agent_id) {
+            entry.verifiers = vec![VerifierEntry {
+                usage: Usage::new(verifier.usage_count, verifier.last_used_at),
+                record: verifier.clone(),
+                hash: secret_hash,
+            }];
+        }
+        for event in events {
+            inner.push_event(event, self.max_events);
+        }
+        Ok(verifier)
+    }
+
+    async fn create_organization(
+        &self,
+        org: OrganizationRecord,
+        change: &Change,
+    ) -> Result<OrganizationRecord, StoreError> {
+        let mut inner = self.write();
+        if inner.orgs.contains_key(&org.id) {
+            return Err(StoreError::Conflict(
+                "organization id already exists".into(),
+            ));
+        }
+        let event = EventRecord::with_id(
+            change.event_id.clone(),
+            change,
+            EventType::OrganizationCreated,
+            None,
+            &org,
+            Vec::new(),
+        )?;
+        inner.orgs.insert(org.id.clone(), org.clone());
+        inner.push_event(event, self.max_events);
+        Ok(org)
+    }
+
+    async fn get_organization(&self, id: &str) -> Result<Option<OrganizationRecord>, StoreError> {
+        Ok(self.read().orgs.get(id).cloned())
+    }
+
+    async fn add_membership(
+        &self,
+        membership: MembershipRecord,
+        change: &Change,
+    ) -> Result<MembershipRecord, StoreError> {
+        let mut inner = self.write();
+        if !inner.orgs.contains_key(&membership.organization_id)
+            || !inner.agents.contains_key(&membership.member_id)
+        {
+            return Err(StoreError::NotFound);
+        }
+        if inner.members.values().any(|m| {
+            m.organization_id == membership.organization_id && m.member_id == membership.member_id
+        }) {
+            return Err(StoreError::Conflict(
+                "the agent is already a member of this organization".into(),
+            ));
+        }
+        let event = EventRecord::from_change(
+            change,
+            EventType::MembershipCreated,
+            &membership.member_id,
+            &membership,
+            Vec::new(),
+        )?;
+        let seq = inner.seq();
+        inner.members.insert(seq, membership.clone());
+        inner.push_event(event, self.max_events);
+        Ok(membership)
+    }
+
+    async fn list_memberships(
+        &self,
+        org_id: &str,
+        page: PageRequest,
+    ) -> Result<Page<MembershipRecord>, StoreError> {
+        let before = match &page.cursor {
+            Some(c) => decode_cursor('m', c)?,
+            None => u64::MAX,
+        };
+        let inner = self.read();
+        if !inner.orgs.contains_key(org_id) {
+            return Err(StoreError::NotFound);
+        }
+        let picked = inner
+            .members
+            .range(..before)
+            .rev()
+            .filter(|(_, m)| m.organization_id == org_id)
+            .take(page.limit.saturating_add(1))
+            .map(|(seq, m)| (*seq, m.clone()))
+            .collect();
+        Ok(page_of(picked, page.limit, 'm'))
+    }
+
+    async fn delete_membership(
+        &self,
+        org_id: &str,
+        member_id: &str,
+        change: &Change,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        let (seq, m) = inner
+            .members
+            .iter()
+            .find(|(_, m)| m.organization_id == org_id && m.member_id == member_id)
+            .map(|(seq, m)| (*seq, m.clone()))
+            .ok_or(StoreError::NotFound)?;
+        let event = EventRecord::from_change(
+            change,
+            EventType::MembershipDeleted,
+            member_id,
+            &m,
+            Vec::new(),
+        )?;
+        inner.members.remove(&seq);
+        inner.push_event(event, self.max_events);
+        Ok(())
+    }
+
+    async fn create_webhook(
+        &self,
+        webhook: WebhookRecord,
+        key: WebhookKey,
+    ) -> Result<WebhookRecord, StoreError> {
+        let mut inner = self.write();
+        if inner.webhooks.len() >= MAX_WEBHOOKS {
+            return Err(StoreError::LimitExceeded(format!(
+                "at most {MAX_WEBHOOKS} webhooks"
+            )));
+        }
+        inner.webhooks.push((webhook.clone(), key));
+        Ok(webhook)
+    }
+
+    async fn list_webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError> {
+        Ok(self
+            .read()
+            .webhooks
+            .iter()
+            .map(|(w, _)| w.clone())
+            .collect())
+    }
+
+    async fn delete_webhook(&self, id: &str) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        let pos = inner
+            .webhooks
+            .iter()
+            .position(|(w, _)| w.id == id)
+            .ok_or(StoreError::NotFound)?;
+        inner.webhooks.remove(pos);
+        inner.deliveries.retain(|_, d| d.webhook_id != id);
+        Ok(())
+    }
+
+    async fn due_deliveries(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<PendingDelivery>, StoreError> {
+        let inner = self.read();
+        Ok(inner
+            .deliveries
+            .iter()
+            .filter(|(_, d)| d.next_at <= now_ms)
+            .filter_map(|(id, d)| {
+                let (w, key) = inner.webhooks.iter().find(|(w, _)| w.id == d.webhook_id)?;
+                Some(PendingDelivery {
+                    id: *id,
+                    webhook_id: w.id.clone(),
+                    url: w.url.clone(),
+                    key: key.clone(),
+                    message_id: d.message_id.clone(),
+                    payload: d.payload.clone(),
+                    attempts: d.attempts,
+                })
+            })
+            .take(limit)
+            .collect())
+    }
+
+    async fn next_delivery_at(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self.read().deliveries.values().map(|d| d.next_at).min())
+    }
+
+    async fn finish_delivery(&self, id: i64, outcome: DeliveryOutcome) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        match outcome {
+            DeliveryOutcome::Delivered | DeliveryOutcome::GiveUp => {
+                inner.deliveries.remove(&id);
+            }
+            DeliveryOutcome::RetryAt(at) => {
+                if let Some(d) = inner.deliveries.get_mut(&id) {
+                    d.attempts = d.attempts.saturating_add(1);
+                    d.next_at = at;
+                }
+            }
+        }
+        Ok(())
     }
 }
