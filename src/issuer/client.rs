@@ -152,15 +152,28 @@ impl AdminClient {
         query: &[(&str, String)],
         body: Option<&impl Serialize>,
     ) -> Result<(StatusCode, Bytes), ClientError> {
+        self.call(method, segments, query, body, None).await
+    }
+
+    /// A management-API-shaped call: with the admin key, or with `bearer` (self-service).
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<&impl Serialize>,
+        bearer: Option<&Secret>,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
         let mut url = self.url(segments)?;
         if !query.is_empty() {
             url.query_pairs_mut()
                 .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
         }
-        let mut req = self
-            .http
-            .request(method, url)
-            .basic_auth(self.key.id(), Some(self.key.secret().expose()));
+        let mut req = self.http.request(method, url);
+        req = match bearer {
+            Some(token) => req.bearer_auth(token.expose()),
+            None => req.basic_auth(self.key.id(), Some(self.key.secret().expose())),
+        };
         if let Some(body) = body {
             let json = serde_json::to_vec(body).map_err(|e| ClientError::Unexpected {
                 status: 0,
@@ -196,14 +209,23 @@ impl AdminClient {
         }
     }
 
-    fn decode<T: DeserializeOwned>(status: StatusCode, bytes: &[u8]) -> Result<T, ClientError> {
+    pub(crate) fn decode<T: DeserializeOwned>(
+        status: StatusCode,
+        bytes: &[u8],
+    ) -> Result<T, ClientError> {
         serde_json::from_slice(bytes).map_err(|e| ClientError::Unexpected {
             status: status.as_u16(),
             detail: format!("undecodable body: {e}"),
         })
     }
 
-    const NO_BODY: Option<&'static ()> = None;
+    pub(crate) const NO_BODY: Option<&'static ()> = None;
+
+    /// A self-service client for the agent holding `access_token` (whose `aud` must be the
+    /// issuer URL), sharing this client's connection pool.
+    pub fn as_agent(&self, access_token: Secret) -> super::AgentClient {
+        super::AgentClient::new(self.clone(), access_token)
+    }
 
     /// `POST /v1/agents`. `already_existed` tells an idempotent replay (same `external_id`).
     pub async fn create_agent(&self, req: &CreateAgent) -> Result<CreatedAgent, ClientError> {

@@ -65,6 +65,7 @@
 //! Organizations, webhooks, agent self-service, signing-key rotation and SQLite persistence are
 //! not implemented yet; the store trait, the event log and the key ring are shaped for them.
 
+mod agent_client;
 mod api;
 mod client;
 mod clock;
@@ -86,6 +87,7 @@ use axum::Router;
 use axum::body::Bytes;
 use tokio::net::TcpListener;
 
+pub use agent_client::AgentClient;
 pub use api::{
     AgentUsage, CreateAgent, CreateMembership, CreateOrganization, CreateVerifier, CreateWebhook,
     CreatedAgent, CreatedSecret, CreatedWebhook, Data, ListPage, RotatedKey, TokenResponse,
@@ -134,10 +136,15 @@ pub(crate) struct Shared {
 impl Shared {
     /// The context of an admin mutation at `now`.
     pub(crate) fn change(&self, now: i64) -> Result<Change, ApiError> {
+        self.change_by(now, Actor::admin(self.admin.id()))
+    }
+
+    /// The context of a mutation by `actor` at `now`.
+    pub(crate) fn change_by(&self, now: i64, actor: Actor) -> Result<Change, ApiError> {
         Ok(Change {
             event_id: new_id("evt_")?,
             at: now,
-            actor: Actor::admin(self.admin.id()),
+            actor,
         })
     }
 }

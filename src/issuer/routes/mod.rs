@@ -7,6 +7,7 @@
 pub(crate) mod agents;
 pub(crate) mod discovery;
 pub(crate) mod events;
+pub(crate) mod me;
 pub(crate) mod orgs;
 
 use std::sync::Arc;
@@ -62,6 +63,19 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             Arc::clone(&shared),
             require_admin,
         ));
+    // Self-service: the agent's own Bearer token for the audience "the issuer", checked by this
+    // crate's middleware against the issuer's own JWKS. The static `me` segment takes priority
+    // over the admin routes' `{id}`, so each path has exactly one authentication scheme.
+    let auth = crate::AgentAuth::new(&shared.issuer_url)
+        .audience(shared.issuer_url.clone())
+        .jwks_uri(shared.jwks_uri.clone());
+    let me = Router::new()
+        .route("/v1/agents/me", get(me::me).delete(me::delete))
+        .route("/v1/agents/me/usage", get(me::usage))
+        .route("/v1/agents/me/rotate", post(me::rotate))
+        .route("/v1/agents/me/deactivate", post(me::deactivate))
+        .route("/v1/agents/me/reactivate", post(me::reactivate))
+        .route_layer(auth);
     Router::new()
         .route("/token", post(super::token::token))
         .route("/jwks.json", get(discovery::jwks))
@@ -71,6 +85,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(discovery::metadata),
         )
         .merge(admin)
+        .merge(me)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(shared)
