@@ -96,7 +96,7 @@ pub use api::{
 pub use client::{AdminClient, ClientError, EventQuery};
 pub use clock::{Clock, OffsetClock, SystemClock};
 pub use errors::IssuerError;
-pub use keys::KeyError;
+pub use keys::{KeyError, RETIRED_KEY_PUBLISHED_MS};
 pub use memory::{DEFAULT_MAX_EVENTS, MemoryStore};
 pub use records::{
     DeliveryOutcome, MAX_DELIVERY_ATTEMPTS, MAX_WEBHOOKS, MembershipRecord, OrganizationRecord,
@@ -131,6 +131,8 @@ pub(crate) struct Shared {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) admin: AdminVerifier,
     pub(crate) metadata: Bytes,
+    /// The middleware guarding self-service: the agent's token for the audience "this issuer".
+    pub(crate) self_auth: crate::AgentAuth,
 }
 
 impl Shared {
@@ -201,7 +203,8 @@ impl IssuerBuilder {
             .unwrap_or_else(|| Arc::new(SystemClock) as Arc<dyn Clock>);
 
         let candidate = SigningKey::generate(clock.now_ms())?;
-        let keys = KeyRing::from_stored(store.ensure_signing_key(candidate).await?)?;
+        let keys =
+            KeyRing::from_stored(store.ensure_signing_key(candidate).await?, clock.now_ms())?;
 
         let base = issuer_url.trim_end_matches('/');
         let token_endpoint = format!("{base}/token");
@@ -209,6 +212,12 @@ impl IssuerBuilder {
         let metadata =
             routes::discovery::metadata_document(&issuer_url, &token_endpoint, &jwks_uri);
         tracing::info!(issuer = %issuer_url, kid = %keys.current().active().kid(), "issuer ready");
+        // Its own JWKS over HTTP (the middleware takes keys from a URL only); after a key
+        // rotation the issuer refreshes it at once, so a short cooldown only bounds floods.
+        let self_auth = crate::AgentAuth::new(&issuer_url)
+            .audience(issuer_url.clone())
+            .jwks_uri(jwks_uri.clone())
+            .jwks_refetch_cooldown(std::time::Duration::from_secs(5));
         Ok(Issuer {
             shared: Arc::new(Shared {
                 token_endpoint,
@@ -219,6 +228,7 @@ impl IssuerBuilder {
                 clock,
                 admin: admin_key.verifier(),
                 metadata,
+                self_auth,
             }),
         })
     }

@@ -7,6 +7,7 @@
 pub(crate) mod agents;
 pub(crate) mod discovery;
 pub(crate) mod events;
+pub(crate) mod keys;
 pub(crate) mod me;
 pub(crate) mod orgs;
 
@@ -49,6 +50,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             delete(agents::delete_verifier),
         )
         .route("/v1/events", get(events::list))
+        .route("/v1/keys/rotate", post(keys::rotate))
         .route("/v1/organizations", post(orgs::create))
         .route("/v1/organizations/{org}", get(orgs::get))
         .route(
@@ -66,9 +68,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     // Self-service: the agent's own Bearer token for the audience "the issuer", checked by this
     // crate's middleware against the issuer's own JWKS. The static `me` segment takes priority
     // over the admin routes' `{id}`, so each path has exactly one authentication scheme.
-    let auth = crate::AgentAuth::new(&shared.issuer_url)
-        .audience(shared.issuer_url.clone())
-        .jwks_uri(shared.jwks_uri.clone());
+    let auth = shared.self_auth.clone();
     let me = Router::new()
         .route("/v1/agents/me", get(me::me).delete(me::delete))
         .route("/v1/agents/me/usage", get(me::usage))
