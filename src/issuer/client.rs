@@ -90,6 +90,18 @@ pub struct EventQuery {
     pub cursor: Option<String>,
 }
 
+/// `limit` and `cursor` query parameters.
+fn page_query(limit: Option<usize>, cursor: Option<&str>) -> Vec<(&'static str, String)> {
+    let mut query = Vec::new();
+    if let Some(limit) = limit {
+        query.push(("limit", limit.to_string()));
+    }
+    if let Some(cursor) = cursor {
+        query.push(("cursor", cursor.to_owned()));
+    }
+    query
+}
+
 /// Typed client for an issuer's management API (admin key over HTTP Basic) and token endpoint.
 #[derive(Debug, Clone)]
 pub struct AdminClient {
@@ -249,13 +261,7 @@ impl AdminClient {
         limit: Option<usize>,
         cursor: Option<&str>,
     ) -> Result<ListPage<AgentRecord>, ClientError> {
-        let mut query = Vec::new();
-        if let Some(limit) = limit {
-            query.push(("limit", limit.to_string()));
-        }
-        if let Some(cursor) = cursor {
-            query.push(("cursor", cursor.to_owned()));
-        }
+        let query = page_query(limit, cursor);
         let (s, b) = self
             .admin_call(Method::GET, &["v1", "agents"], &query, Self::NO_BODY)
             .await?;
@@ -350,12 +356,7 @@ impl AdminClient {
         if let Some(agent_id) = &q.agent_id {
             query.push(("agent_id", agent_id.clone()));
         }
-        if let Some(limit) = q.limit {
-            query.push(("limit", limit.to_string()));
-        }
-        if let Some(cursor) = &q.cursor {
-            query.push(("cursor", cursor.clone()));
-        }
+        query.extend(page_query(q.limit, q.cursor.as_deref()));
         let (s, b) = self
             .admin_call(Method::GET, &["v1", "events"], &query, Self::NO_BODY)
             .await?;
@@ -397,13 +398,7 @@ impl AdminClient {
         limit: Option<usize>,
         cursor: Option<&str>,
     ) -> Result<ListPage<MembershipRecord>, ClientError> {
-        let mut query = Vec::new();
-        if let Some(limit) = limit {
-            query.push(("limit", limit.to_string()));
-        }
-        if let Some(cursor) = cursor {
-            query.push(("cursor", cursor.to_owned()));
-        }
+        let query = page_query(limit, cursor);
         let (s, b) = self
             .admin_call(
                 Method::GET,

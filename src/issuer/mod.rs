@@ -75,6 +75,7 @@ mod memory;
 mod records;
 mod routes;
 mod secrets;
+mod sqlite;
 mod store;
 mod testing;
 mod token;
@@ -102,7 +103,9 @@ pub use records::{
     DeliveryOutcome, MAX_DELIVERY_ATTEMPTS, MAX_WEBHOOKS, MembershipRecord, OrganizationRecord,
     PendingDelivery, WebhookKey, WebhookRecord, apply_patch, webhook_payload,
 };
+pub use routes::webhooks::MAX_WEBHOOK_URL_LEN;
 pub use secrets::{AdminKey, RandomError, SECRET_LEN, Secret, SecretHash};
+pub use sqlite::{MIGRATIONS, SqliteStore};
 pub use store::{
     Actor, AgentPatch, AgentRecord, AgentStatus, Change, ClientGrant, CreateOutcome,
     CredentialInfo, EventFilter, EventRecord, EventType, MAX_VERIFIERS_PER_AGENT, Page,
@@ -119,6 +122,10 @@ pub use validate::{
 use errors::ApiError;
 use keys::{KeyRing, SigningKey};
 use secrets::{AdminVerifier, new_id};
+
+/// How often buffered usage counters are written to the store (the durability window of the
+/// counters on a crash).
+pub const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// State shared by every handler.
 #[derive(Debug)]
@@ -315,10 +322,39 @@ impl Issuer {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), IssuerError> {
-        axum::serve(listener, self.router())
+        let background = self.spawn_background();
+        let served = axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
-            .await?;
+            .await;
+        background.abort();
+        // Buffered usage counters reach the store before we return.
+        let flushed = self.shared.store.flush().await;
+        served?;
+        flushed?;
         Ok(())
+    }
+
+    /// Starts the background work that [`serve`](Self::serve) runs: usage counters flushed
+    /// every [`FLUSH_INTERVAL`]. Mounting [`router`](Self::router) elsewhere, run it yourself
+    /// (and call [`flush`](Self::flush) at shutdown).
+    pub fn spawn_background(&self) -> tokio::task::AbortHandle {
+        let store = Arc::clone(&self.shared.store);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(FLUSH_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = store.flush().await {
+                    tracing::error!(error = %e, "usage counters could not be flushed");
+                }
+            }
+        })
+        .abort_handle()
+    }
+
+    /// Writes buffered state (usage counters) to the store now.
+    pub async fn flush(&self) -> Result<(), IssuerError> {
+        Ok(self.shared.store.flush().await?)
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {

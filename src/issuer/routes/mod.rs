@@ -10,6 +10,7 @@ pub(crate) mod events;
 pub(crate) mod keys;
 pub(crate) mod me;
 pub(crate) mod orgs;
+pub(crate) mod webhooks;
 
 use std::sync::Arc;
 
@@ -51,6 +52,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/v1/events", get(events::list))
         .route("/v1/keys/rotate", post(keys::rotate))
+        .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
+        .route("/v1/webhooks/{id}", delete(webhooks::delete))
         .route("/v1/organizations", post(orgs::create))
         .route("/v1/organizations/{org}", get(orgs::get))
         .route(
