@@ -265,3 +265,46 @@ async fn sigkill_during_a_burst_of_writes_loses_nothing_acknowledged() {
         acked.len()
     );
 }
+
+#[tokio::test]
+async fn queued_webhook_messages_are_delivered_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("issuer.db");
+    // A port with nobody listening yet.
+    let probe = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_addr = probe.local_addr().unwrap();
+    drop(probe);
+    let issuer = TestIssuer::start_on("127.0.0.1:0".parse().unwrap(), sqlite(&db).await).await;
+    let addr = issuer.addr();
+    issuer
+        .admin()
+        .create_webhook(&format!("http://{hook_addr}/h"), &[EventType::AgentCreated])
+        .await
+        .unwrap();
+    let agent = issuer.provision("bot", &[]).await.unwrap();
+    issuer.shutdown().await;
+
+    // The receiver comes up, then the issuer restarts on the same file.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let app = axum::Router::new().route(
+        "/h",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(String::from_utf8(body.to_vec()).unwrap());
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(hook_addr).await.unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let issuer = TestIssuer::start_on(addr, sqlite(&db).await).await;
+    let body = timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["type"], "agent.created");
+    assert_eq!(body["data"]["agent_id"], agent.id.as_str());
+    issuer.shutdown().await;
+}

@@ -69,6 +69,7 @@ mod agent_client;
 mod api;
 mod client;
 mod clock;
+mod delivery;
 mod errors;
 mod keys;
 mod memory;
@@ -96,6 +97,7 @@ pub use api::{
 };
 pub use client::{AdminClient, ClientError, EventQuery};
 pub use clock::{Clock, OffsetClock, SystemClock};
+pub use delivery::RetryPolicy;
 pub use errors::IssuerError;
 pub use keys::{KeyError, RETIRED_KEY_PUBLISHED_MS};
 pub use memory::{DEFAULT_MAX_EVENTS, MemoryStore};
@@ -138,6 +140,10 @@ pub(crate) struct Shared {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) admin: AdminVerifier,
     pub(crate) metadata: Bytes,
+    /// Wakes the webhook delivery task after a mutation.
+    pub(crate) outbox: Arc<tokio::sync::Notify>,
+    /// Webhook retry schedule.
+    pub(crate) retry: RetryPolicy,
     /// The middleware guarding self-service: the agent's token for the audience "this issuer".
     pub(crate) self_auth: crate::AgentAuth,
 }
@@ -166,6 +172,7 @@ pub struct IssuerBuilder {
     admin_key: Option<AdminKey>,
     store: Option<Arc<dyn Store>>,
     clock: Option<Arc<dyn Clock>>,
+    retry: Option<RetryPolicy>,
 }
 
 impl IssuerBuilder {
@@ -191,6 +198,12 @@ impl IssuerBuilder {
     /// The clock (default: [`SystemClock`]).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
+        self
+    }
+
+    /// The webhook retry schedule (default: [`RetryPolicy::default`]).
+    pub fn webhook_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = Some(retry);
         self
     }
 
@@ -236,6 +249,8 @@ impl IssuerBuilder {
                 admin: admin_key.verifier(),
                 metadata,
                 self_auth,
+                outbox: Arc::new(tokio::sync::Notify::new()),
+                retry: self.retry.unwrap_or_default(),
             }),
         })
     }
@@ -335,11 +350,11 @@ impl Issuer {
     }
 
     /// Starts the background work that [`serve`](Self::serve) runs: usage counters flushed
-    /// every [`FLUSH_INTERVAL`]. Mounting [`router`](Self::router) elsewhere, run it yourself
-    /// (and call [`flush`](Self::flush) at shutdown).
+    /// every [`FLUSH_INTERVAL`], and webhook deliveries. Mounting [`router`](Self::router)
+    /// elsewhere, run it yourself (and call [`flush`](Self::flush) at shutdown).
     pub fn spawn_background(&self) -> tokio::task::AbortHandle {
         let store = Arc::clone(&self.shared.store);
-        tokio::spawn(async move {
+        let flusher = async move {
             let mut tick = tokio::time::interval(FLUSH_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -348,6 +363,16 @@ impl Issuer {
                     tracing::error!(error = %e, "usage counters could not be flushed");
                 }
             }
+        };
+        let s = &self.shared;
+        let deliveries = delivery::run(
+            Arc::clone(&s.store),
+            Arc::clone(&s.clock),
+            Arc::clone(&s.outbox),
+            s.retry,
+        );
+        tokio::spawn(async move {
+            tokio::join!(flusher, deliveries);
         })
         .abort_handle()
     }

@@ -15,6 +15,7 @@ use super::Issuer;
 use super::api::{CreateAgent, TokenResponse};
 use super::client::{AdminClient, ClientError};
 use super::clock::{Clock, OffsetClock};
+use super::delivery::RetryPolicy;
 use super::errors::IssuerError;
 use super::memory::MemoryStore;
 use super::secrets::{AdminKey, Secret, new_id};
@@ -25,7 +26,8 @@ use super::token::TOKEN_LIFETIME_SECS;
 ///
 /// It listens on `127.0.0.1` on an ephemeral port, keeps its data in memory (in a fresh
 /// SQLite file instead when `AGENT_AUTH_TEST_STORE=sqlite`, to run a suite on SQLite), uses a fresh
-/// admin key, and runs on an [`OffsetClock`] that [`advance_clock`](Self::advance_clock) moves.
+/// admin key, retries webhook deliveries quickly (50 ms, doubling, at most 1 s apart), and runs
+/// on an [`OffsetClock`] that [`advance_clock`](Self::advance_clock) moves.
 /// It derefs to nothing but implements `AsRef<str>` (the issuer URL), so
 /// `AgentAuth::new(&issuer)` works. Dropping it shuts the server down.
 #[derive(Debug)]
@@ -108,6 +110,10 @@ impl TestIssuer {
             .admin_key(admin_key.clone())
             .clock(Arc::clone(&clock) as Arc<dyn Clock>)
             .store(store)
+            .webhook_retry(RetryPolicy {
+                base: Duration::from_millis(50),
+                max: Duration::from_secs(1),
+            })
             .build()
             .await?;
         let admin = AdminClient::new(&url, admin_key.clone())

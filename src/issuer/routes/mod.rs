@@ -67,6 +67,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&shared),
             require_admin,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            wake_outbox,
         ));
     // Self-service: the agent's own Bearer token for the audience "the issuer", checked by this
     // crate's middleware against the issuer's own JWKS. The static `me` segment takes priority
@@ -78,7 +82,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/agents/me/rotate", post(me::rotate))
         .route("/v1/agents/me/deactivate", post(me::deactivate))
         .route("/v1/agents/me/reactivate", post(me::reactivate))
-        .route_layer(auth);
+        .route_layer(auth)
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            wake_outbox,
+        ));
     Router::new()
         .route("/token", post(super::token::token))
         .route("/jwks.json", get(discovery::jwks))
@@ -100,6 +108,17 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::method_not_allowed()
+}
+
+/// After a mutating request, wakes the webhook delivery task (its events may have queued
+/// messages); the response does not wait for any delivery.
+async fn wake_outbox(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let mutating = req.method() != axum::http::Method::GET;
+    let res = next.run(req).await;
+    if mutating && res.status().is_success() {
+        shared.outbox.notify_one();
+    }
+    res
 }
 
 /// Lets a request through only with the admin key as HTTP Basic credentials.
