@@ -1,8 +1,9 @@
 //! The bundled issuer: a minimal OAuth 2.0 authorization server for AI agents.
 //!
-//! It implements the management API (agents, secret verifiers, audit events; admin key over
-//! HTTP Basic), the `client_credentials` token endpoint, the JWKS and RFC 8414 metadata — the
-//! contract of DESIGN.md §3–§4. Tokens are 300-second EdDSA JWTs:
+//! It implements the management API (agents, secret verifiers, organizations and memberships,
+//! audit events, webhooks, signing-key rotation; admin key over HTTP Basic), agent self-service
+//! (the agent's own Bearer token, checked by this crate's middleware), the `client_credentials`
+//! token endpoint, the JWKS and RFC 8414 metadata — the contract of DESIGN.md §3–§4. Tokens are 300-second EdDSA JWTs:
 //!
 //! ```text
 //! header  {"alg":"EdDSA","kid":"…","typ":"at+jwt"}
@@ -48,22 +49,36 @@
 //!
 //! # Running it
 //!
-//! The `agent-auth-issuer` binary serves it (`--listen`, `--issuer-url`, `--in-memory`); in a
-//! program, build an [`Issuer`] and [`Issuer::serve`] it or mount [`Issuer::router`].
+//! The `agent-auth-issuer` binary serves it (`--listen`, `--issuer-url`, `--db PATH` — SQLite,
+//! the default — or `--in-memory`); in a program, build an [`Issuer`] (with a [`SqliteStore`]
+//! for durability) and [`Issuer::serve`] it, or mount [`Issuer::router`] and run
+//! [`Issuer::spawn_background`] (usage-counter flushes, webhook deliveries) yourself.
+//!
+//! # Webhooks
+//!
+//! Every audit event is also queued, in the same store transaction, for each webhook endpoint
+//! subscribed to its type (the outbox); a background task delivers it per the Standard Webhooks
+//! specification, retrying with exponential backoff ([`RetryPolicy`]), at least once, without
+//! ever delaying the API call. Receivers check deliveries with [`crate::webhooks::verify`].
 //!
 //! # Module map
 //!
-//! - `store` — the async [`Store`] trait and its records; `memory` — [`MemoryStore`].
+//! - `store` — the async [`Store`] trait and its records; `records` — organizations,
+//!   memberships, webhooks, the outbox, shared patch logic; `memory` — [`MemoryStore`];
+//!   `sqlite` — [`SqliteStore`].
+//! - `delivery` — the webhook delivery task.
 //! - `keys` — Ed25519 signing keys, JWS signing, the JWKS document.
 //! - `token` — `POST /token`.
-//! - `routes` — router, admin guard, management handlers, discovery endpoints.
-//! - `api` — request/response wire types shared with [`AdminClient`] (`client`).
+//! - `routes` — router, admin guard, management handlers (agents, organizations, events,
+//!   webhooks, keys), self-service (`me`), discovery endpoints.
+//! - `api` — request/response wire types shared with [`AdminClient`] (`client`) and
+//!   [`AgentClient`] (`agent_client`).
 //! - `secrets` — CSPRNG ids and secrets, SHA-256 verifiers, constant-time compare, [`AdminKey`].
 //! - `validate` — input bounds; `errors` — error types and wire shapes; `clock` — [`Clock`].
 //! - `testing` — [`TestIssuer`] and [`TokenSpec`].
 //!
-//! Organizations, webhooks, agent self-service, signing-key rotation and SQLite persistence are
-//! not implemented yet; the store trait, the event log and the key ring are shaped for them.
+//! Several replicas on one database are not supported yet: a key rotation is seen by the other
+//! replicas only when they restart (the store is shared, the in-memory key ring is not).
 
 mod agent_client;
 mod api;

@@ -4,6 +4,8 @@
 //! takes only the read lock and bumps atomic usage counters, so concurrent token requests never
 //! serialize on each other and never lose an increment.
 
+mod extra;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -506,9 +508,7 @@ impl Store for MemoryStore {
         &self,
         key: StoredSigningKey,
     ) -> Result<Vec<StoredSigningKey>, StoreError> {
-        let mut inner = self.write();
-        inner.keys.push(key);
-        Ok(inner.keys.clone())
+        self.x_add_signing_key(key).await
     }
 
     async fn replace_verifiers(
@@ -517,38 +517,8 @@ impl Store for MemoryStore {
         secret_hash: SecretHash,
         change: &Change,
     ) -> Result<VerifierRecord, StoreError> {
-        let mut inner = self.write();
-        let entry = inner
-            .agents
-            .get(&verifier.agent_id)
-            .ok_or(StoreError::NotFound)?;
-        let mut events = Vec::with_capacity(entry.verifiers.len() + 1);
-        for old in &entry.verifiers {
-            events.push(EventRecord::extra(
-                change,
-                EventType::VerifierRemoved,
-                Some(&verifier.agent_id),
-                &old.snapshot(),
-            )?);
-        }
-        events.push(EventRecord::from_change(
-            change,
-            EventType::VerifierAdded,
-            &verifier.agent_id,
-            &verifier,
-            Vec::new(),
-        )?);
-        if let Some(entry) = inner.agents.get_mut(&verifier.agent_id) {
-            entry.verifiers = vec![VerifierEntry {
-                usage: Usage::new(verifier.usage_count, verifier.last_used_at),
-                record: verifier.clone(),
-                hash: secret_hash,
-            }];
-        }
-        for event in events {
-            inner.push_event(event, self.max_events);
-        }
-        Ok(verifier)
+        self.x_replace_verifiers(verifier, secret_hash, change)
+            .await
     }
 
     async fn create_organization(
@@ -556,27 +526,11 @@ impl Store for MemoryStore {
         org: OrganizationRecord,
         change: &Change,
     ) -> Result<OrganizationRecord, StoreError> {
-        let mut inner = self.write();
-        if inner.orgs.contains_key(&org.id) {
-            return Err(StoreError::Conflict(
-                "organization id already exists".into(),
-            ));
-        }
-        let event = EventRecord::with_id(
-            change.event_id.clone(),
-            change,
-            EventType::OrganizationCreated,
-            None,
-            &org,
-            Vec::new(),
-        )?;
-        inner.orgs.insert(org.id.clone(), org.clone());
-        inner.push_event(event, self.max_events);
-        Ok(org)
+        self.x_create_organization(org, change).await
     }
 
     async fn get_organization(&self, id: &str) -> Result<Option<OrganizationRecord>, StoreError> {
-        Ok(self.read().orgs.get(id).cloned())
+        self.x_get_organization(id).await
     }
 
     async fn add_membership(
@@ -584,30 +538,7 @@ impl Store for MemoryStore {
         membership: MembershipRecord,
         change: &Change,
     ) -> Result<MembershipRecord, StoreError> {
-        let mut inner = self.write();
-        if !inner.orgs.contains_key(&membership.organization_id)
-            || !inner.agents.contains_key(&membership.member_id)
-        {
-            return Err(StoreError::NotFound);
-        }
-        if inner.members.values().any(|m| {
-            m.organization_id == membership.organization_id && m.member_id == membership.member_id
-        }) {
-            return Err(StoreError::Conflict(
-                "the agent is already a member of this organization".into(),
-            ));
-        }
-        let event = EventRecord::from_change(
-            change,
-            EventType::MembershipCreated,
-            &membership.member_id,
-            &membership,
-            Vec::new(),
-        )?;
-        let seq = inner.seq();
-        inner.members.insert(seq, membership.clone());
-        inner.push_event(event, self.max_events);
-        Ok(membership)
+        self.x_add_membership(membership, change).await
     }
 
     async fn list_memberships(
@@ -615,23 +546,7 @@ impl Store for MemoryStore {
         org_id: &str,
         page: PageRequest,
     ) -> Result<Page<MembershipRecord>, StoreError> {
-        let before = match &page.cursor {
-            Some(c) => decode_cursor('m', c)?,
-            None => u64::MAX,
-        };
-        let inner = self.read();
-        if !inner.orgs.contains_key(org_id) {
-            return Err(StoreError::NotFound);
-        }
-        let picked = inner
-            .members
-            .range(..before)
-            .rev()
-            .filter(|(_, m)| m.organization_id == org_id)
-            .take(page.limit.saturating_add(1))
-            .map(|(seq, m)| (*seq, m.clone()))
-            .collect();
-        Ok(page_of(picked, page.limit, 'm'))
+        self.x_list_memberships(org_id, page).await
     }
 
     async fn delete_membership(
@@ -640,23 +555,7 @@ impl Store for MemoryStore {
         member_id: &str,
         change: &Change,
     ) -> Result<(), StoreError> {
-        let mut inner = self.write();
-        let (seq, m) = inner
-            .members
-            .iter()
-            .find(|(_, m)| m.organization_id == org_id && m.member_id == member_id)
-            .map(|(seq, m)| (*seq, m.clone()))
-            .ok_or(StoreError::NotFound)?;
-        let event = EventRecord::from_change(
-            change,
-            EventType::MembershipDeleted,
-            member_id,
-            &m,
-            Vec::new(),
-        )?;
-        inner.members.remove(&seq);
-        inner.push_event(event, self.max_events);
-        Ok(())
+        self.x_delete_membership(org_id, member_id, change).await
     }
 
     async fn create_webhook(
@@ -664,35 +563,15 @@ impl Store for MemoryStore {
         webhook: WebhookRecord,
         key: WebhookKey,
     ) -> Result<WebhookRecord, StoreError> {
-        let mut inner = self.write();
-        if inner.webhooks.len() >= MAX_WEBHOOKS {
-            return Err(StoreError::LimitExceeded(format!(
-                "at most {MAX_WEBHOOKS} webhooks"
-            )));
-        }
-        inner.webhooks.push((webhook.clone(), key));
-        Ok(webhook)
+        self.x_create_webhook(webhook, key).await
     }
 
     async fn list_webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError> {
-        Ok(self
-            .read()
-            .webhooks
-            .iter()
-            .map(|(w, _)| w.clone())
-            .collect())
+        self.x_list_webhooks().await
     }
 
     async fn delete_webhook(&self, id: &str) -> Result<(), StoreError> {
-        let mut inner = self.write();
-        let pos = inner
-            .webhooks
-            .iter()
-            .position(|(w, _)| w.id == id)
-            .ok_or(StoreError::NotFound)?;
-        inner.webhooks.remove(pos);
-        inner.deliveries.retain(|_, d| d.webhook_id != id);
-        Ok(())
+        self.x_delete_webhook(id).await
     }
 
     async fn due_deliveries(
@@ -700,44 +579,14 @@ impl Store for MemoryStore {
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<PendingDelivery>, StoreError> {
-        let inner = self.read();
-        Ok(inner
-            .deliveries
-            .iter()
-            .filter(|(_, d)| d.next_at <= now_ms)
-            .filter_map(|(id, d)| {
-                let (w, key) = inner.webhooks.iter().find(|(w, _)| w.id == d.webhook_id)?;
-                Some(PendingDelivery {
-                    id: *id,
-                    webhook_id: w.id.clone(),
-                    url: w.url.clone(),
-                    key: key.clone(),
-                    message_id: d.message_id.clone(),
-                    payload: d.payload.clone(),
-                    attempts: d.attempts,
-                })
-            })
-            .take(limit)
-            .collect())
+        self.x_due_deliveries(now_ms, limit).await
     }
 
     async fn next_delivery_at(&self) -> Result<Option<i64>, StoreError> {
-        Ok(self.read().deliveries.values().map(|d| d.next_at).min())
+        self.x_next_delivery_at().await
     }
 
     async fn finish_delivery(&self, id: i64, outcome: DeliveryOutcome) -> Result<(), StoreError> {
-        let mut inner = self.write();
-        match outcome {
-            DeliveryOutcome::Delivered | DeliveryOutcome::GiveUp => {
-                inner.deliveries.remove(&id);
-            }
-            DeliveryOutcome::RetryAt(at) => {
-                if let Some(d) = inner.deliveries.get_mut(&id) {
-                    d.attempts = d.attempts.saturating_add(1);
-                    d.next_at = at;
-                }
-            }
-        }
-        Ok(())
+        self.x_finish_delivery(id, outcome).await
     }
 }

@@ -18,7 +18,9 @@
 //! The SQL is plain (no SQLite-only constructs beyond `AUTOINCREMENT`/`INSERT OR IGNORE`), so a
 //! PostgreSQL backend behind the same trait is a translation, not a redesign.
 
+mod extra;
 mod ops;
+mod rows;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
