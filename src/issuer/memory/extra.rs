@@ -41,11 +41,7 @@ impl MemoryStore {
             Vec::new(),
         )?);
         if let Some(entry) = inner.agents.get_mut(&verifier.agent_id) {
-            entry.verifiers = vec![VerifierEntry {
-                usage: Usage::new(verifier.usage_count, verifier.last_used_at),
-                record: verifier.clone(),
-                hash: secret_hash,
-            }];
+            entry.verifiers = vec![VerifierEntry::new(verifier.clone(), secret_hash)];
         }
         for event in events {
             inner.push_event(event, self.max_events);

@@ -158,6 +158,14 @@ struct VerifierEntry {
 }
 
 impl VerifierEntry {
+    fn new(record: VerifierRecord, hash: SecretHash) -> Self {
+        Self {
+            usage: Usage::new(record.usage_count, record.last_used_at),
+            record,
+            hash,
+        }
+    }
+
     fn snapshot(&self) -> VerifierRecord {
         let mut r = self.record.clone();
         r.usage_count = self.usage.count();
@@ -372,11 +380,9 @@ impl Store for MemoryStore {
             Vec::new(),
         )?;
         if let Some(entry) = inner.agents.get_mut(&verifier.agent_id) {
-            entry.verifiers.push(VerifierEntry {
-                usage: Usage::new(verifier.usage_count, verifier.last_used_at),
-                record: verifier.clone(),
-                hash: secret_hash,
-            });
+            entry
+                .verifiers
+                .push(VerifierEntry::new(verifier.clone(), secret_hash));
         }
         inner.push_event(event, self.max_events);
         Ok(verifier)
