@@ -1,12 +1,13 @@
-//! The whole agent lifecycle against the bundled issuer and the tickets API, both in-process on
-//! 127.0.0.1 (ephemeral ports):
+//! The whole agent lifecycle against the bundled issuer (on its default SQLite storage, in a
+//! temporary directory) and the tickets API, both in-process on 127.0.0.1 (ephemeral ports):
 //!
 //! ```text
 //! cargo run --example lifecycle --features issuer
 //! ```
 //!
 //! create → secret → token → call → scope refusal → rotation → suspension → reactivation →
-//! deletion, printing what came back at each step. Exits with status 1 as soon as any step
+//! membership → self-service (me, usage, self-rotation, self-deactivation) → deletion → audit
+//! trail → webhooks, printing what came back at each step. Exits with status 1 as soon as any step
 //! does not behave as the contract says. Secrets and tokens are never printed (a token is shown
 //! by its `jti`).
 
@@ -17,7 +18,13 @@ use std::fmt::Display;
 use std::process::exit;
 
 use agent_auth::AgentAuth;
-use agent_auth::issuer::{AdminClient, AdminKey, CreateAgent, EventQuery, Issuer, Secret};
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent_auth::issuer::{
+    AdminClient, AdminKey, AgentStatus, CreateAgent, CreateMembership, EventQuery, EventType,
+    Issuer, Secret, SqliteStore,
+};
 use reqwest::StatusCode;
 
 const API: &str = "https://api.example.com/tickets";
@@ -64,6 +71,68 @@ fn describe(token: &str) -> String {
         .and_then(|c| c["jti"].as_str().map(str::to_owned))
         .unwrap_or_default();
     format!("jti={jti} ({} bytes)", token.len())
+}
+
+/// The claims of a JWT (not verified: for display and checks only).
+fn claims_of(token: &str) -> serde_json::Map<String, serde_json::Value> {
+    use base64::Engine as _;
+    token
+        .split('.')
+        .nth(1)
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .ok()
+        })
+        .and_then(|p| serde_json::from_slice(&p).ok())
+        .unwrap_or_default()
+}
+
+type SecretSlot = Arc<std::sync::Mutex<Option<Secret>>>;
+
+/// An axum receiver on 127.0.0.1:0: verifies each delivery with `agent_auth::webhooks::verify`
+/// (failing the walk-through on a bad signature) and passes on its event type.
+async fn webhook_receiver() -> (
+    String,
+    SecretSlot,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    let slot: SecretSlot = Arc::default();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let secret = Arc::clone(&slot);
+    let handler = move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+        let (secret, tx) = (Arc::clone(&secret), tx.clone());
+        async move {
+            let secret = secret.lock().ok().and_then(|s| s.clone());
+            let Some(secret) = secret else {
+                return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+            };
+            if let Err(e) = agent_auth::webhooks::verify(
+                secret.expose(),
+                &headers,
+                &body,
+                Duration::from_secs(300),
+            ) {
+                fail(format!("webhook signature: {e}"));
+            }
+            let kind = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["type"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let _ = tx.send(kind);
+            axum::http::StatusCode::NO_CONTENT
+        }
+    };
+    let app = axum::Router::new().route("/hook", axum::routing::post(handler));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .or_fail("binding the webhook receiver");
+    let url = format!(
+        "http://{}/hook",
+        listener.local_addr().or_fail("receiver address")
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, slot, rx)
 }
 
 struct Tickets {
@@ -135,9 +204,13 @@ async fn main() {
         .or_fail("binding the issuer");
     let issuer_url = format!("http://{}", listener.local_addr().or_fail("issuer address"));
     let key = AdminKey::generate().or_fail("generating an admin key");
+    let dir = tempfile::tempdir().or_fail("temporary directory");
+    let db = dir.path().join("issuer.db");
+    let store = SqliteStore::open(&db).await.or_fail("opening SQLite");
     let issuer = Issuer::builder()
         .issuer_url(&issuer_url)
         .admin_key(key.clone())
+        .store(Arc::new(store))
         .build()
         .await
         .or_fail("building the issuer");
@@ -158,7 +231,20 @@ async fn main() {
             .build()
             .or_fail("HTTP client"),
     };
-    println!("issuer      {issuer_url}\ntickets API {tickets_url} (audience {API})");
+    println!("issuer      {issuer_url} (SQLite {})", db.display());
+    println!("tickets API {tickets_url} (audience {API})");
+
+    // A webhook receiver that checks every delivery's Standard Webhooks signature.
+    let (hook_url, secret_slot, mut deliveries) = webhook_receiver().await;
+    let hook = admin
+        .create_webhook(&hook_url, &EventType::ALL)
+        .await
+        .or_fail("create webhook");
+    println!(
+        "webhook     {} → {hook_url} (every event type)",
+        hook.webhook.id
+    );
+    *secret_slot.lock().or_fail("secret slot") = Some(hook.secret);
 
     step(1, "Create the agent (idempotently, by external_id)");
     let request = CreateAgent::new("Support Triage Agent")
@@ -298,12 +384,96 @@ async fn main() {
     );
 
     step(9, "Organization membership");
-    println!("   skipped: organizations are not implemented in the bundled issuer yet");
+    let org = admin
+        .create_organization("Acme Support")
+        .await
+        .or_fail("create org");
+    println!("   organization {} \"{}\"", org.id, org.name);
+    let member = admin
+        .add_member(
+            &org.id,
+            &CreateMembership {
+                member_id: agent.id.clone(),
+                scopes: vec!["tickets:triage".into()],
+                user_title: Some("Triage bot".into()),
+            },
+        )
+        .await
+        .or_fail("add member");
+    check(
+        member.member_type == "agent",
+        "the membership comes back with member_type \"agent\"",
+    );
+    let members = admin
+        .list_members(&org.id, None, None)
+        .await
+        .or_fail("list members");
+    check(
+        members.data.iter().any(|m| m.member_id == agent.id),
+        "the agent is in the org's member list",
+    );
+    check(
+        !claims_of(&token).keys().any(|k| k.contains("org")),
+        "tokens carry no organization claims",
+    );
 
-    step(10, "Delete the agent");
-    admin.delete_agent(&agent.id).await.or_fail("delete");
+    step(
+        10,
+        "Self-service with the agent's own token (aud = the issuer)",
+    );
+    let own = admin
+        .token(&agent.id, second.secret.expose(), None, Some(&issuer_url))
+        .await
+        .or_fail("token for the issuer");
+    let me = admin.as_agent(own.access_token);
+    let profile = me.me().await.or_fail("GET /v1/agents/me");
+    check(profile.id == agent.id, "GET /v1/agents/me: itself");
+    let usage = me.usage().await.or_fail("usage");
+    println!(
+        "   usage: token_count={} verifiers={}",
+        usage.token_count,
+        usage.verifiers.len()
+    );
+    let wrong_aud = admin.as_agent(Secret::new(token.clone()));
+    check(
+        wrong_aud.me().await.err().and_then(|e| e.status()) == Some(401),
+        "a token for another audience: 401",
+    );
+    let rotated = me.rotate().await.or_fail("self-rotation");
+    println!("   rotated: new verifier {}", rotated.verifier.id);
     check(
         get_token(&admin, &agent.id, &second.secret, None).await == Err("invalid_client".into()),
+        "the old secret stopped working at once",
+    );
+    let secret = rotated.secret;
+    check(
+        get_token(&admin, &agent.id, &secret, None).await.is_ok(),
+        "the new secret works",
+    );
+    let off = me.deactivate().await.or_fail("self-deactivation");
+    check(off.status == AgentStatus::Deactivated, "deactivated itself");
+    check(
+        get_token(&admin, &agent.id, &secret, None).await == Err("invalid_client".into()),
+        "no tokens while deactivated",
+    );
+    let on = me.reactivate().await.or_fail("self-reactivation");
+    check(on.status == AgentStatus::Active, "reactivated itself");
+    admin
+        .suspend(&agent.id, "Admin review")
+        .await
+        .or_fail("suspend");
+    let refused = me.reactivate().await;
+    check(
+        refused.err().and_then(|e| e.status()) == Some(403),
+        "after an admin suspension, self-reactivation is refused (403)",
+    );
+    admin.reactivate(&agent.id).await.or_fail("reactivate");
+    println!("   the admin reactivated it");
+
+    step(11, "Delete the agent");
+    admin.delete_agent(&agent.id).await.or_fail("delete");
+    check(
+        get_token(&admin, &agent.id, &secret, None).await == Err("invalid_client".into()),
         "deleted: invalid_client",
     );
     let gone = admin.get_agent(&agent.id).await;
@@ -311,8 +481,13 @@ async fn main() {
         gone.as_ref().err().and_then(|e| e.status()) == Some(404),
         "GET /v1/agents/{id}: 404",
     );
+    let members = admin
+        .list_members(&org.id, None, None)
+        .await
+        .or_fail("list members");
+    check(members.data.is_empty(), "its membership went with it");
 
-    step(11, "Audit trail (newest first)");
+    step(12, "Audit trail (newest first)");
     let events = admin
         .events(&EventQuery {
             agent_id: Some(agent.id.clone()),
@@ -326,13 +501,21 @@ async fn main() {
         } else {
             format!(" changed={:?}", e.changed)
         };
-        println!("   {} {}{extra}", e.id, e.kind);
+        println!("   {} {} by {}{extra}", e.id, e.kind, e.actor.kind);
     }
     let kinds: Vec<&str> = events.data.iter().map(|e| e.kind.as_str()).collect();
     check(
         kinds
             == [
                 "agent.deleted",
+                "organization.membership.deleted",
+                "agent.updated",
+                "agent.updated",
+                "agent.updated",
+                "agent.updated",
+                "agent.verifier.added",
+                "agent.verifier.removed",
+                "organization.membership.created",
                 "agent.updated",
                 "agent.updated",
                 "agent.verifier.removed",
@@ -342,5 +525,30 @@ async fn main() {
             ],
         "every mutation left its event",
     );
+    check(
+        events.data[2..6]
+            .iter()
+            .filter(|e| e.actor.kind == "agent")
+            .count()
+            == 2,
+        "self-service changes name the agent as actor",
+    );
+
+    step(
+        13,
+        "Webhooks (Standard Webhooks signatures checked by the receiver)",
+    );
+    let mut seen = std::collections::HashSet::new();
+    while !seen.contains("agent.deleted") {
+        let kind = tokio::time::timeout(Duration::from_secs(10), deliveries.recv())
+            .await
+            .or_fail("waiting for deliveries")
+            .unwrap_or_else(|| fail("receiver stopped"));
+        seen.insert(kind);
+    }
+    let mut kinds: Vec<_> = seen.into_iter().collect();
+    kinds.sort();
+    println!("   received (signatures valid): {}", kinds.join(", "));
+    check(kinds.len() >= 7, "every kind of change was delivered");
     println!("\nlifecycle complete");
 }

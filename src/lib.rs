@@ -72,6 +72,8 @@ pub mod axum;
 pub mod internals;
 #[cfg(feature = "issuer")]
 pub mod issuer;
+#[cfg(feature = "webhooks")]
+pub mod webhooks;
 
 pub use agent::Agent;
 pub use algorithm::Algorithm;

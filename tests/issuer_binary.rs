@@ -62,19 +62,7 @@ async fn interrupt_and_wait(mut child: Child) -> std::process::ExitStatus {
 }
 
 #[tokio::test]
-async fn db_flag_and_no_storage_flag_exit_nonzero_with_a_clear_message() {
-    for args in [&["--db", "/tmp/agent-auth-test.db"][..], &[][..]] {
-        let out = timeout(WAIT, issuer_cmd(args).output())
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(!out.status.success(), "{args:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.contains("SQLite persistence is not available yet; use --in-memory"),
-            "{err}"
-        );
-    }
+async fn db_and_in_memory_together_are_refused() {
     let out = timeout(WAIT, issuer_cmd(&["--db", "x", "--in-memory"]).output())
         .await
         .unwrap()

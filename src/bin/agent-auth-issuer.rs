@@ -1,8 +1,11 @@
 //! `agent-auth-issuer`: the bundled OAuth 2.0 issuer for AI agents, as a server.
 //!
 //! ```text
-//! agent-auth-issuer --in-memory [--listen 127.0.0.1:8080] [--issuer-url URL]
+//! agent-auth-issuer [--db PATH | --in-memory] [--listen 127.0.0.1:8080] [--issuer-url URL]
 //! ```
+//!
+//! State lives in SQLite by default (`--db`, default `agent-auth-issuer.db` in the working
+//! directory; created `0600`); `--in-memory` keeps it in memory (lost on exit).
 //!
 //! The admin key comes from `AGENT_AUTH_ADMIN_KEY_ID` / `AGENT_AUTH_ADMIN_KEY_SECRET`; if they
 //! are unset, a key is generated and printed once to stdout. Logs go to stderr (`RUST_LOG`).
@@ -11,8 +14,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use agent_auth::issuer::{AdminKey, Issuer};
+use std::sync::Arc;
+
+use agent_auth::issuer::{AdminKey, Issuer, MemoryStore, SqliteStore, Store};
 use clap::{ArgGroup, Parser};
+
+/// The database file when neither `--db` nor `--in-memory` is given.
+const DEFAULT_DB: &str = "agent-auth-issuer.db";
 
 /// The bundled agent-auth issuer: management API, client_credentials token endpoint, JWKS.
 #[derive(Debug, Parser)]
@@ -25,7 +33,7 @@ struct Args {
     /// Issuer URL: the tokens' `iss` (default: http://{listen}, with the bound port).
     #[arg(long)]
     issuer_url: Option<String>,
-    /// SQLite database file, the default storage (not available yet: use --in-memory).
+    /// SQLite database file, the default storage (created 0600 if missing).
     #[arg(long, value_name = "PATH")]
     db: Option<PathBuf>,
     /// Keep everything in memory (lost on exit).
@@ -48,6 +56,22 @@ fn admin_key_from_env() -> Result<(AdminKey, bool), String> {
 }
 
 async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
     if tokio::signal::ctrl_c().await.is_err() {
         // No signal handler: run until killed.
         std::future::pending::<()>().await;
@@ -66,10 +90,18 @@ async fn main() -> ExitCode {
         .init();
     let args = Args::parse();
 
-    if !args.in_memory {
-        eprintln!("error: SQLite persistence is not available yet; use --in-memory");
-        return ExitCode::from(2);
-    }
+    let store: Arc<dyn Store> = if args.in_memory {
+        Arc::new(MemoryStore::new())
+    } else {
+        let path = args.db.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DB));
+        match SqliteStore::open(&path).await {
+            Ok(store) => Arc::new(store),
+            Err(e) => {
+                eprintln!("error: cannot open the database {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    };
 
     let (key, generated) = match admin_key_from_env() {
         Ok(k) => k,
@@ -91,6 +123,7 @@ async fn main() -> ExitCode {
     let issuer = match Issuer::builder()
         .issuer_url(issuer_url)
         .admin_key(key.clone())
+        .store(store)
         .build()
         .await
     {

@@ -235,3 +235,67 @@ pub struct TokenResponse {
     /// Granted scopes, space-separated.
     pub scope: String,
 }
+
+/// `POST /v1/organizations` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrganization {
+    /// The organization's name.
+    pub name: String,
+}
+
+/// `POST /v1/organizations/{org}/members` body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateMembership {
+    /// The member: an agent id (`agt_…`).
+    pub member_id: String,
+    /// The member's scopes within the organization (≤ 256 scope tokens; not put in tokens).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// The member's title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_title: Option<String>,
+}
+
+/// `POST /v1/webhooks` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    /// Absolute `http`/`https` URL deliveries are POSTed to.
+    pub url: String,
+    /// Event types to receive (at least one; see [`EventType`](super::EventType)).
+    pub events: Vec<String>,
+}
+
+/// A new webhook endpoint and its signing secret — the only time the secret is shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatedWebhook {
+    /// The endpoint.
+    #[serde(flatten)]
+    pub webhook: super::WebhookRecord,
+    /// `whsec_` + base64 of the 32-byte HMAC key.
+    pub secret: Secret,
+}
+
+/// `GET /v1/agents/me/usage` response data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentUsage {
+    /// The agent.
+    pub agent_id: String,
+    /// Tokens issued to it.
+    pub token_count: u64,
+    /// Last token issued (ms).
+    pub last_activity_at: Option<i64>,
+    /// Per secret verifier: its usage.
+    pub verifiers: Vec<VerifierRecord>,
+}
+
+/// `POST /v1/keys/rotate` response data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotatedKey {
+    /// The kid of the key that now signs new tokens.
+    pub kid: String,
+    /// The kids published in the JWKS (the new key and those still covering live tokens).
+    pub published: Vec<String>,
+}

@@ -9,9 +9,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::api::{
-    CreateAgent, CreateVerifier, CreatedAgent, CreatedSecret, Data, ListPage, TokenResponse,
-    UpdateAgent,
+    CreateAgent, CreateMembership, CreateOrganization, CreateVerifier, CreateWebhook, CreatedAgent,
+    CreatedSecret, CreatedWebhook, Data, ListPage, RotatedKey, TokenResponse, UpdateAgent,
 };
+use super::records::{MembershipRecord, OrganizationRecord, WebhookRecord};
 use super::secrets::{AdminKey, Secret};
 use super::store::{AgentRecord, EventRecord, EventType, VerifierKind, VerifierRecord};
 
@@ -89,6 +90,18 @@ pub struct EventQuery {
     pub cursor: Option<String>,
 }
 
+/// `limit` and `cursor` query parameters.
+fn page_query(limit: Option<usize>, cursor: Option<&str>) -> Vec<(&'static str, String)> {
+    let mut query = Vec::new();
+    if let Some(limit) = limit {
+        query.push(("limit", limit.to_string()));
+    }
+    if let Some(cursor) = cursor {
+        query.push(("cursor", cursor.to_owned()));
+    }
+    query
+}
+
 /// Typed client for an issuer's management API (admin key over HTTP Basic) and token endpoint.
 #[derive(Debug, Clone)]
 pub struct AdminClient {
@@ -151,15 +164,28 @@ impl AdminClient {
         query: &[(&str, String)],
         body: Option<&impl Serialize>,
     ) -> Result<(StatusCode, Bytes), ClientError> {
+        self.call(method, segments, query, body, None).await
+    }
+
+    /// A management-API-shaped call: with the admin key, or with `bearer` (self-service).
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<&impl Serialize>,
+        bearer: Option<&Secret>,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
         let mut url = self.url(segments)?;
         if !query.is_empty() {
             url.query_pairs_mut()
                 .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
         }
-        let mut req = self
-            .http
-            .request(method, url)
-            .basic_auth(self.key.id(), Some(self.key.secret().expose()));
+        let mut req = self.http.request(method, url);
+        req = match bearer {
+            Some(token) => req.bearer_auth(token.expose()),
+            None => req.basic_auth(self.key.id(), Some(self.key.secret().expose())),
+        };
         if let Some(body) = body {
             let json = serde_json::to_vec(body).map_err(|e| ClientError::Unexpected {
                 status: 0,
@@ -195,14 +221,23 @@ impl AdminClient {
         }
     }
 
-    fn decode<T: DeserializeOwned>(status: StatusCode, bytes: &[u8]) -> Result<T, ClientError> {
+    pub(crate) fn decode<T: DeserializeOwned>(
+        status: StatusCode,
+        bytes: &[u8],
+    ) -> Result<T, ClientError> {
         serde_json::from_slice(bytes).map_err(|e| ClientError::Unexpected {
             status: status.as_u16(),
             detail: format!("undecodable body: {e}"),
         })
     }
 
-    const NO_BODY: Option<&'static ()> = None;
+    pub(crate) const NO_BODY: Option<&'static ()> = None;
+
+    /// A self-service client for the agent holding `access_token` (whose `aud` must be the
+    /// issuer URL), sharing this client's connection pool.
+    pub fn as_agent(&self, access_token: Secret) -> super::AgentClient {
+        super::AgentClient::new(self.clone(), access_token)
+    }
 
     /// `POST /v1/agents`. `already_existed` tells an idempotent replay (same `external_id`).
     pub async fn create_agent(&self, req: &CreateAgent) -> Result<CreatedAgent, ClientError> {
@@ -226,13 +261,7 @@ impl AdminClient {
         limit: Option<usize>,
         cursor: Option<&str>,
     ) -> Result<ListPage<AgentRecord>, ClientError> {
-        let mut query = Vec::new();
-        if let Some(limit) = limit {
-            query.push(("limit", limit.to_string()));
-        }
-        if let Some(cursor) = cursor {
-            query.push(("cursor", cursor.to_owned()));
-        }
+        let query = page_query(limit, cursor);
         let (s, b) = self
             .admin_call(Method::GET, &["v1", "agents"], &query, Self::NO_BODY)
             .await?;
@@ -327,16 +356,109 @@ impl AdminClient {
         if let Some(agent_id) = &q.agent_id {
             query.push(("agent_id", agent_id.clone()));
         }
-        if let Some(limit) = q.limit {
-            query.push(("limit", limit.to_string()));
-        }
-        if let Some(cursor) = &q.cursor {
-            query.push(("cursor", cursor.clone()));
-        }
+        query.extend(page_query(q.limit, q.cursor.as_deref()));
         let (s, b) = self
             .admin_call(Method::GET, &["v1", "events"], &query, Self::NO_BODY)
             .await?;
         Self::decode(s, &b)
+    }
+
+    /// `POST /v1/organizations`.
+    pub async fn create_organization(&self, name: &str) -> Result<OrganizationRecord, ClientError> {
+        let body = CreateOrganization {
+            name: name.to_owned(),
+        };
+        let (s, b) = self
+            .admin_call(Method::POST, &["v1", "organizations"], &[], Some(&body))
+            .await?;
+        Ok(Self::decode::<Data<OrganizationRecord>>(s, &b)?.data)
+    }
+
+    /// `POST /v1/organizations/{org}/members`.
+    pub async fn add_member(
+        &self,
+        org_id: &str,
+        member: &CreateMembership,
+    ) -> Result<MembershipRecord, ClientError> {
+        let (s, b) = self
+            .admin_call(
+                Method::POST,
+                &["v1", "organizations", org_id, "members"],
+                &[],
+                Some(member),
+            )
+            .await?;
+        Ok(Self::decode::<Data<MembershipRecord>>(s, &b)?.data)
+    }
+
+    /// `GET /v1/organizations/{org}/members?limit=&cursor=` (newest first).
+    pub async fn list_members(
+        &self,
+        org_id: &str,
+        limit: Option<usize>,
+        cursor: Option<&str>,
+    ) -> Result<ListPage<MembershipRecord>, ClientError> {
+        let query = page_query(limit, cursor);
+        let (s, b) = self
+            .admin_call(
+                Method::GET,
+                &["v1", "organizations", org_id, "members"],
+                &query,
+                Self::NO_BODY,
+            )
+            .await?;
+        Self::decode(s, &b)
+    }
+
+    /// `DELETE /v1/organizations/{org}/members/{member_id}`.
+    pub async fn remove_member(&self, org_id: &str, member_id: &str) -> Result<(), ClientError> {
+        self.admin_call(
+            Method::DELETE,
+            &["v1", "organizations", org_id, "members", member_id],
+            &[],
+            Self::NO_BODY,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `POST /v1/webhooks`: the endpoint and its `whsec_` secret, shown this once.
+    pub async fn create_webhook(
+        &self,
+        url: &str,
+        events: &[EventType],
+    ) -> Result<CreatedWebhook, ClientError> {
+        let body = CreateWebhook {
+            url: url.to_owned(),
+            events: events.iter().map(|e| e.as_str().to_owned()).collect(),
+        };
+        let (s, b) = self
+            .admin_call(Method::POST, &["v1", "webhooks"], &[], Some(&body))
+            .await?;
+        Ok(Self::decode::<Data<CreatedWebhook>>(s, &b)?.data)
+    }
+
+    /// `GET /v1/webhooks`.
+    pub async fn list_webhooks(&self) -> Result<Vec<WebhookRecord>, ClientError> {
+        let (s, b) = self
+            .admin_call(Method::GET, &["v1", "webhooks"], &[], Self::NO_BODY)
+            .await?;
+        Ok(Self::decode::<ListPage<WebhookRecord>>(s, &b)?.data)
+    }
+
+    /// `DELETE /v1/webhooks/{id}`.
+    pub async fn delete_webhook(&self, id: &str) -> Result<(), ClientError> {
+        self.admin_call(Method::DELETE, &["v1", "webhooks", id], &[], Self::NO_BODY)
+            .await?;
+        Ok(())
+    }
+
+    /// `POST /v1/keys/rotate`: a new signing key signs new tokens from now on.
+    pub async fn rotate_signing_key(&self) -> Result<RotatedKey, ClientError> {
+        let (s, b) = self
+            .admin_call(Method::POST, &["v1", "keys", "rotate"], &[], Self::NO_BODY)
+            .await?;
+        Ok(Self::decode::<Data<RotatedKey>>(s, &b)?.data)
     }
 
     /// `POST /token` with `grant_type=client_credentials`, authenticating with

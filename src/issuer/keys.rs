@@ -1,8 +1,10 @@
 //! Signing keys: Ed25519 key pairs loaded once, compact-JWS signing, and the JWKS document the
 //! issuer serves (pre-serialized, with its `ETag`).
 //!
-//! The key ring holds its key set behind an `ArcSwap`, so the later key-rotation issue can swap
-//! in a new active key while the old ones stay published, without locking the token path.
+//! The key ring holds its key set behind an `ArcSwap`: rotation swaps in a new active key
+//! without locking the token path. A key that stopped signing stays published for
+//! [`RETIRED_KEY_PUBLISHED_MS`] (every token it signed has expired by then, with a margin for
+//! clock skew), then leaves the JWKS; the set is rebuilt lazily when that moment has passed.
 
 use std::fmt;
 use std::sync::Arc;
@@ -16,6 +18,10 @@ use serde::Serialize;
 
 use super::secrets::SecretHash;
 use super::store::StoredSigningKey;
+
+/// How long a key stays in the JWKS after a newer key replaced it: the token lifetime (300 s)
+/// plus a 60 s margin for clock skew and verifier leeway.
+pub const RETIRED_KEY_PUBLISHED_MS: i64 = (super::token::TOKEN_LIFETIME_SECS + 60) * 1000;
 
 /// Signing-key failures.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +49,7 @@ pub enum KeyError {
 /// One loaded Ed25519 signing key with its pre-encoded JWS header.
 pub(crate) struct SigningKey {
     kid: String,
+    created_at: i64,
     pair: Ed25519KeyPair,
     /// base64url of `{"alg":"EdDSA","kid":…,"typ":"at+jwt"}`.
     header_b64: String,
@@ -98,6 +105,7 @@ impl SigningKey {
         })?;
         Ok(Self {
             kid: stored.kid.clone(),
+            created_at: stored.created_at,
             pair,
             header_b64: URL_SAFE_NO_PAD.encode(header),
             x,
@@ -107,6 +115,11 @@ impl SigningKey {
     /// The key id.
     pub(crate) fn kid(&self) -> &str {
         &self.kid
+    }
+
+    /// When the key was created (ms).
+    pub(crate) fn created_at(&self) -> i64 {
+        self.created_at
     }
 
     /// A compact JWS with the standard access-token header.
@@ -171,14 +184,33 @@ pub(crate) struct KeySet {
     active: Arc<SigningKey>,
     jwks_body: Bytes,
     etag: String,
+    kids: Vec<String>,
+    /// When a published retired key is due to leave the JWKS (ms).
+    next_change_at: Option<i64>,
 }
 
 impl KeySet {
-    fn build(mut stored: Vec<StoredSigningKey>) -> Result<Self, KeyError> {
-        // Newest first: the newest key signs, all are published.
+    fn build(mut stored: Vec<StoredSigningKey>, now_ms: i64) -> Result<Self, KeyError> {
+        // Newest first: the newest key signs; an older key stays published until
+        // RETIRED_KEY_PUBLISHED_MS after the key that replaced it was created.
         stored.sort_by_key(|k| std::cmp::Reverse(k.created_at));
-        let keys = stored
-            .iter()
+        let mut next_change_at: Option<i64> = None;
+        let mut published = Vec::with_capacity(stored.len());
+        for (i, key) in stored.iter().enumerate() {
+            if i == 0 {
+                published.push(key);
+                continue;
+            }
+            let until = stored[i - 1]
+                .created_at
+                .saturating_add(RETIRED_KEY_PUBLISHED_MS);
+            if now_ms < until {
+                published.push(key);
+                next_change_at = Some(next_change_at.map_or(until, |n| n.min(until)));
+            }
+        }
+        let keys = published
+            .into_iter()
             .map(SigningKey::load)
             .collect::<Result<Vec<_>, _>>()?;
         let jwks_body = serde_json::to_vec(&Jwks {
@@ -186,12 +218,20 @@ impl KeySet {
         })?;
         let digest = SecretHash::of(&jwks_body);
         let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&digest.as_bytes()[..16]));
+        let kids = keys.iter().map(|k| k.kid.clone()).collect();
         let active = keys.into_iter().next().ok_or(KeyError::NoKey)?;
         Ok(Self {
             active: Arc::new(active),
             jwks_body: Bytes::from(jwks_body),
             etag,
+            kids,
+            next_change_at,
         })
+    }
+
+    /// The kids in the JWKS, the active one first.
+    pub(crate) fn kids(&self) -> &[String] {
+        &self.kids
     }
 
     /// The key that signs new tokens.
@@ -214,19 +254,55 @@ impl KeySet {
 #[derive(Debug)]
 pub(crate) struct KeyRing {
     current: ArcSwap<KeySet>,
+    /// Every stored key (the published ones are derived from it and the time).
+    stored: std::sync::Mutex<Vec<StoredSigningKey>>,
 }
 
 impl KeyRing {
-    /// Loads every stored key once; the newest signs.
-    pub(crate) fn from_stored(stored: Vec<StoredSigningKey>) -> Result<Self, KeyError> {
+    /// Loads the stored keys that are published at `now_ms`; the newest signs.
+    pub(crate) fn from_stored(
+        stored: Vec<StoredSigningKey>,
+        now_ms: i64,
+    ) -> Result<Self, KeyError> {
         Ok(Self {
-            current: ArcSwap::from_pointee(KeySet::build(stored)?),
+            current: ArcSwap::from_pointee(KeySet::build(stored.clone(), now_ms)?),
+            stored: std::sync::Mutex::new(stored),
         })
     }
 
     /// The current key set (cheap: an `Arc` load).
     pub(crate) fn current(&self) -> Arc<KeySet> {
         self.current.load_full()
+    }
+
+    /// The key set at `now_ms`: rebuilt first if a retired key is due to leave the JWKS.
+    pub(crate) fn at(&self, now_ms: i64) -> Result<Arc<KeySet>, KeyError> {
+        let set = self.current();
+        if set.next_change_at.is_some_and(|t| now_ms >= t) {
+            let stored = self
+                .stored
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            self.current.store(Arc::new(KeySet::build(stored, now_ms)?));
+            return Ok(self.current());
+        }
+        Ok(set)
+    }
+
+    /// Replaces the stored keys (after a rotation) and republishes at `now_ms`.
+    pub(crate) fn replace(
+        &self,
+        stored: Vec<StoredSigningKey>,
+        now_ms: i64,
+    ) -> Result<Arc<KeySet>, KeyError> {
+        let set = Arc::new(KeySet::build(stored.clone(), now_ms)?);
+        *self
+            .stored
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = stored;
+        self.current.store(Arc::clone(&set));
+        Ok(set)
     }
 }
 
@@ -238,7 +314,7 @@ mod tests {
     fn signs_verifiable_jws_and_publishes_jwk() {
         let stored = SigningKey::generate(1).unwrap();
         assert!(format!("{stored:?}").contains("<redacted>"));
-        let ring = KeyRing::from_stored(vec![stored.clone()]).unwrap();
+        let ring = KeyRing::from_stored(vec![stored.clone()], 1).unwrap();
         let set = ring.current();
         let jws = set.active().sign(&serde_json::json!({"a": 1})).unwrap();
         let parts: Vec<&str> = jws.split('.').collect();

@@ -1,8 +1,9 @@
 //! The bundled issuer: a minimal OAuth 2.0 authorization server for AI agents.
 //!
-//! It implements the management API (agents, secret verifiers, audit events; admin key over
-//! HTTP Basic), the `client_credentials` token endpoint, the JWKS and RFC 8414 metadata — the
-//! contract of DESIGN.md §3–§4. Tokens are 300-second EdDSA JWTs:
+//! It implements the management API (agents, secret verifiers, organizations and memberships,
+//! audit events, webhooks, signing-key rotation; admin key over HTTP Basic), agent self-service
+//! (the agent's own Bearer token, checked by this crate's middleware), the `client_credentials`
+//! token endpoint, the JWKS and RFC 8414 metadata — the contract of DESIGN.md §3–§4. Tokens are 300-second EdDSA JWTs:
 //!
 //! ```text
 //! header  {"alg":"EdDSA","kid":"…","typ":"at+jwt"}
@@ -48,31 +49,49 @@
 //!
 //! # Running it
 //!
-//! The `agent-auth-issuer` binary serves it (`--listen`, `--issuer-url`, `--in-memory`); in a
-//! program, build an [`Issuer`] and [`Issuer::serve`] it or mount [`Issuer::router`].
+//! The `agent-auth-issuer` binary serves it (`--listen`, `--issuer-url`, `--db PATH` — SQLite,
+//! the default — or `--in-memory`); in a program, build an [`Issuer`] (with a [`SqliteStore`]
+//! for durability) and [`Issuer::serve`] it, or mount [`Issuer::router`] and run
+//! [`Issuer::spawn_background`] (usage-counter flushes, webhook deliveries) yourself.
+//!
+//! # Webhooks
+//!
+//! Every audit event is also queued, in the same store transaction, for each webhook endpoint
+//! subscribed to its type (the outbox); a background task delivers it per the Standard Webhooks
+//! specification, retrying with exponential backoff ([`RetryPolicy`]), at least once, without
+//! ever delaying the API call. Receivers check deliveries with [`crate::webhooks::verify`].
 //!
 //! # Module map
 //!
-//! - `store` — the async [`Store`] trait and its records; `memory` — [`MemoryStore`].
+//! - `store` — the async [`Store`] trait and its records; `records` — organizations,
+//!   memberships, webhooks, the outbox, shared patch logic; `memory` — [`MemoryStore`];
+//!   `sqlite` — [`SqliteStore`].
+//! - `delivery` — the webhook delivery task.
 //! - `keys` — Ed25519 signing keys, JWS signing, the JWKS document.
 //! - `token` — `POST /token`.
-//! - `routes` — router, admin guard, management handlers, discovery endpoints.
-//! - `api` — request/response wire types shared with [`AdminClient`] (`client`).
+//! - `routes` — router, admin guard, management handlers (agents, organizations, events,
+//!   webhooks, keys), self-service (`me`), discovery endpoints.
+//! - `api` — request/response wire types shared with [`AdminClient`] (`client`) and
+//!   [`AgentClient`] (`agent_client`).
 //! - `secrets` — CSPRNG ids and secrets, SHA-256 verifiers, constant-time compare, [`AdminKey`].
 //! - `validate` — input bounds; `errors` — error types and wire shapes; `clock` — [`Clock`].
 //! - `testing` — [`TestIssuer`] and [`TokenSpec`].
 //!
-//! Organizations, webhooks, agent self-service, signing-key rotation and SQLite persistence are
-//! not implemented yet; the store trait, the event log and the key ring are shaped for them.
+//! Several replicas on one database are not supported yet: a key rotation is seen by the other
+//! replicas only when they restart (the store is shared, the in-memory key ring is not).
 
+mod agent_client;
 mod api;
 mod client;
 mod clock;
+mod delivery;
 mod errors;
 mod keys;
 mod memory;
+mod records;
 mod routes;
 mod secrets;
+mod sqlite;
 mod store;
 mod testing;
 mod token;
@@ -85,16 +104,25 @@ use axum::Router;
 use axum::body::Bytes;
 use tokio::net::TcpListener;
 
+pub use agent_client::AgentClient;
 pub use api::{
-    CreateAgent, CreateVerifier, CreatedAgent, CreatedSecret, Data, ListPage, TokenResponse,
+    AgentUsage, CreateAgent, CreateMembership, CreateOrganization, CreateVerifier, CreateWebhook,
+    CreatedAgent, CreatedSecret, CreatedWebhook, Data, ListPage, RotatedKey, TokenResponse,
     UpdateAgent,
 };
 pub use client::{AdminClient, ClientError, EventQuery};
 pub use clock::{Clock, OffsetClock, SystemClock};
+pub use delivery::RetryPolicy;
 pub use errors::IssuerError;
-pub use keys::KeyError;
+pub use keys::{KeyError, RETIRED_KEY_PUBLISHED_MS};
 pub use memory::{DEFAULT_MAX_EVENTS, MemoryStore};
+pub use records::{
+    DeliveryOutcome, MAX_DELIVERY_ATTEMPTS, MAX_WEBHOOKS, MembershipRecord, OrganizationRecord,
+    PendingDelivery, WebhookKey, WebhookRecord, apply_patch, webhook_payload,
+};
+pub use routes::webhooks::MAX_WEBHOOK_URL_LEN;
 pub use secrets::{AdminKey, RandomError, SECRET_LEN, Secret, SecretHash};
+pub use sqlite::{MIGRATIONS, SqliteStore};
 pub use store::{
     Actor, AgentPatch, AgentRecord, AgentStatus, Change, ClientGrant, CreateOutcome,
     CredentialInfo, EventFilter, EventRecord, EventType, MAX_VERIFIERS_PER_AGENT, Page,
@@ -112,6 +140,10 @@ use errors::ApiError;
 use keys::{KeyRing, SigningKey};
 use secrets::{AdminVerifier, new_id};
 
+/// How often buffered usage counters are written to the store (the durability window of the
+/// counters on a crash).
+pub const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// State shared by every handler.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -123,15 +155,26 @@ pub(crate) struct Shared {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) admin: AdminVerifier,
     pub(crate) metadata: Bytes,
+    /// Wakes the webhook delivery task after a mutation.
+    pub(crate) outbox: Arc<tokio::sync::Notify>,
+    /// Webhook retry schedule.
+    pub(crate) retry: RetryPolicy,
+    /// The middleware guarding self-service: the agent's token for the audience "this issuer".
+    pub(crate) self_auth: crate::AgentAuth,
 }
 
 impl Shared {
     /// The context of an admin mutation at `now`.
     pub(crate) fn change(&self, now: i64) -> Result<Change, ApiError> {
+        self.change_by(now, Actor::admin(self.admin.id()))
+    }
+
+    /// The context of a mutation by `actor` at `now`.
+    pub(crate) fn change_by(&self, now: i64, actor: Actor) -> Result<Change, ApiError> {
         Ok(Change {
             event_id: new_id("evt_")?,
             at: now,
-            actor: Actor::admin(self.admin.id()),
+            actor,
         })
     }
 }
@@ -144,6 +187,7 @@ pub struct IssuerBuilder {
     admin_key: Option<AdminKey>,
     store: Option<Arc<dyn Store>>,
     clock: Option<Arc<dyn Clock>>,
+    retry: Option<RetryPolicy>,
 }
 
 impl IssuerBuilder {
@@ -172,6 +216,12 @@ impl IssuerBuilder {
         self
     }
 
+    /// The webhook retry schedule (default: [`RetryPolicy::default`]).
+    pub fn webhook_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+
     /// Validates the configuration and loads (or, in an empty store, creates) the signing key.
     pub async fn build(self) -> Result<Issuer, IssuerError> {
         let issuer_url = self
@@ -188,7 +238,8 @@ impl IssuerBuilder {
             .unwrap_or_else(|| Arc::new(SystemClock) as Arc<dyn Clock>);
 
         let candidate = SigningKey::generate(clock.now_ms())?;
-        let keys = KeyRing::from_stored(store.ensure_signing_key(candidate).await?)?;
+        let keys =
+            KeyRing::from_stored(store.ensure_signing_key(candidate).await?, clock.now_ms())?;
 
         let base = issuer_url.trim_end_matches('/');
         let token_endpoint = format!("{base}/token");
@@ -196,6 +247,12 @@ impl IssuerBuilder {
         let metadata =
             routes::discovery::metadata_document(&issuer_url, &token_endpoint, &jwks_uri);
         tracing::info!(issuer = %issuer_url, kid = %keys.current().active().kid(), "issuer ready");
+        // Its own JWKS over HTTP (the middleware takes keys from a URL only); after a key
+        // rotation the issuer refreshes it at once, so a short cooldown only bounds floods.
+        let self_auth = crate::AgentAuth::new(&issuer_url)
+            .audience(issuer_url.clone())
+            .jwks_uri(jwks_uri.clone())
+            .jwks_refetch_cooldown(std::time::Duration::from_secs(5));
         Ok(Issuer {
             shared: Arc::new(Shared {
                 token_endpoint,
@@ -206,6 +263,9 @@ impl IssuerBuilder {
                 clock,
                 admin: admin_key.verifier(),
                 metadata,
+                self_auth,
+                outbox: Arc::new(tokio::sync::Notify::new()),
+                retry: self.retry.unwrap_or_default(),
             }),
         })
     }
@@ -292,10 +352,49 @@ impl Issuer {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), IssuerError> {
-        axum::serve(listener, self.router())
+        let background = self.spawn_background();
+        let served = axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
-            .await?;
+            .await;
+        background.abort();
+        // Buffered usage counters reach the store before we return.
+        let flushed = self.shared.store.flush().await;
+        served?;
+        flushed?;
         Ok(())
+    }
+
+    /// Starts the background work that [`serve`](Self::serve) runs: usage counters flushed
+    /// every [`FLUSH_INTERVAL`], and webhook deliveries. Mounting [`router`](Self::router)
+    /// elsewhere, run it yourself (and call [`flush`](Self::flush) at shutdown).
+    pub fn spawn_background(&self) -> tokio::task::AbortHandle {
+        let store = Arc::clone(&self.shared.store);
+        let flusher = async move {
+            let mut tick = tokio::time::interval(FLUSH_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = store.flush().await {
+                    tracing::error!(error = %e, "usage counters could not be flushed");
+                }
+            }
+        };
+        let s = &self.shared;
+        let deliveries = delivery::run(
+            Arc::clone(&s.store),
+            Arc::clone(&s.clock),
+            Arc::clone(&s.outbox),
+            s.retry,
+        );
+        tokio::spawn(async move {
+            tokio::join!(flusher, deliveries);
+        })
+        .abort_handle()
+    }
+
+    /// Writes buffered state (usage counters) to the store now.
+    pub async fn flush(&self) -> Result<(), IssuerError> {
+        Ok(self.shared.store.flush().await?)
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {

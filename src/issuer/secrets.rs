@@ -35,6 +35,28 @@ pub(crate) fn new_id(prefix: &str) -> Result<String, RandomError> {
     Ok(id)
 }
 
+/// `prefix` followed by `len` lowercase base36 characters (uniform: rejection sampling), e.g.
+/// organization ids (`org_` + 25).
+pub(crate) fn new_base36_id(prefix: &str, len: usize) -> Result<String, RandomError> {
+    const B36: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut id = String::with_capacity(prefix.len() + len);
+    id.push_str(prefix);
+    let mut pool = [0u8; 64];
+    let mut have = 0;
+    while have < len {
+        fill_random(&mut pool)?;
+        // 252 = 7 * 36: bytes at or above it would bias the distribution.
+        for &b in pool.iter().filter(|&&b| b < 252) {
+            if have == len {
+                break;
+            }
+            id.push(char::from(B36[usize::from(b % 36)]));
+            have += 1;
+        }
+    }
+    Ok(id)
+}
+
 /// Appends the lowercase hex form of `bytes` to `out`.
 pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";

@@ -18,6 +18,10 @@ use std::fmt;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use super::records::{
+    DeliveryOutcome, MembershipRecord, OrganizationRecord, PendingDelivery, WebhookKey,
+    WebhookRecord,
+};
 use super::secrets::SecretHash;
 
 /// Most secret verifiers one agent can hold.
@@ -31,6 +35,9 @@ pub enum AgentStatus {
     Active,
     /// Blocked by an administrator; `status_reason` says why.
     Suspended,
+    /// Deactivated by the agent itself (self-service); only the agent's own `reactivate` or an
+    /// administrator's `status: "active"` undoes it.
+    Deactivated,
 }
 
 /// An agent, as the management API shows it.
@@ -149,16 +156,28 @@ pub enum EventType {
     /// A secret verifier was removed.
     #[serde(rename = "agent.verifier.removed")]
     VerifierRemoved,
+    /// An organization was created.
+    #[serde(rename = "organization.created")]
+    OrganizationCreated,
+    /// An agent joined an organization.
+    #[serde(rename = "organization.membership.created")]
+    MembershipCreated,
+    /// An agent left an organization (removed, or deleted with its memberships).
+    #[serde(rename = "organization.membership.deleted")]
+    MembershipDeleted,
 }
 
 impl EventType {
     /// Every event type, in documentation order.
-    pub const ALL: [EventType; 5] = [
+    pub const ALL: [EventType; 8] = [
         EventType::AgentCreated,
         EventType::AgentUpdated,
         EventType::AgentDeleted,
         EventType::VerifierAdded,
         EventType::VerifierRemoved,
+        EventType::OrganizationCreated,
+        EventType::MembershipCreated,
+        EventType::MembershipDeleted,
     ];
 
     /// The wire name, e.g. `agent.created`.
@@ -169,6 +188,9 @@ impl EventType {
             EventType::AgentDeleted => "agent.deleted",
             EventType::VerifierAdded => "agent.verifier.added",
             EventType::VerifierRemoved => "agent.verifier.removed",
+            EventType::OrganizationCreated => "organization.created",
+            EventType::MembershipCreated => "organization.membership.created",
+            EventType::MembershipDeleted => "organization.membership.deleted",
         }
     }
 
@@ -187,7 +209,7 @@ impl fmt::Display for EventType {
 /// Who made a change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
-    /// `admin` (management API) today; `agent` (self-service) later.
+    /// `admin` (management API) or `agent` (self-service).
     #[serde(rename = "type")]
     pub kind: String,
     /// The admin key id, or the agent id.
@@ -200,6 +222,14 @@ impl Actor {
         Self {
             kind: "admin".to_owned(),
             id: key_id.to_owned(),
+        }
+    }
+
+    /// The agent `agent_id`, acting on itself with its own token.
+    pub fn agent(agent_id: &str) -> Self {
+        Self {
+            kind: "agent".to_owned(),
+            id: agent_id.to_owned(),
         }
     }
 }
@@ -235,15 +265,46 @@ impl EventRecord {
         object: &impl Serialize,
         changed: Vec<String>,
     ) -> Result<Self, StoreError> {
+        Self::with_id(
+            change.event_id.clone(),
+            change,
+            kind,
+            Some(agent_id),
+            object,
+            changed,
+        )
+    }
+
+    /// An event of `change` with its own `id` (when one change writes several events, such as
+    /// a secret rotation, or a deletion that also ends memberships).
+    pub fn with_id(
+        id: String,
+        change: &Change,
+        kind: EventType,
+        agent_id: Option<&str>,
+        object: &impl Serialize,
+        changed: Vec<String>,
+    ) -> Result<Self, StoreError> {
         Ok(Self {
-            id: change.event_id.clone(),
+            id,
             kind,
             created_at: change.at,
-            agent_id: Some(agent_id.to_owned()),
+            agent_id: agent_id.map(str::to_owned),
             actor: change.actor.clone(),
             data: serde_json::to_value(object).map_err(|e| StoreError::Backend(Box::new(e)))?,
             changed,
         })
+    }
+
+    /// A further event of `change`, with a fresh `evt_` id.
+    pub fn extra(
+        change: &Change,
+        kind: EventType,
+        agent_id: Option<&str>,
+        object: &impl Serialize,
+    ) -> Result<Self, StoreError> {
+        let id = super::secrets::new_id("evt_").map_err(|e| StoreError::Backend(Box::new(e)))?;
+        Self::with_id(id, change, kind, agent_id, object, Vec::new())
     }
 }
 
@@ -282,6 +343,9 @@ pub struct AgentPatch {
     pub status: Option<AgentStatus>,
     /// New reason (only with, or while, `suspended`).
     pub status_reason: Option<String>,
+    /// Precondition: the change applies only if the agent's current status is this one
+    /// (otherwise [`StoreError::Conflict`]); e.g. self-reactivation requires `deactivated`.
+    pub require_status: Option<AgentStatus>,
 }
 
 /// Outcome of [`Store::create_agent`].
@@ -401,7 +465,8 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         change: &Change,
     ) -> Result<AgentRecord, StoreError>;
 
-    /// Deletes the agent and all its verifiers; writes `agent.deleted`.
+    /// Deletes the agent, all its verifiers and memberships; writes `agent.deleted` (and an
+    /// `organization.membership.deleted` per membership).
     async fn delete_agent(&self, id: &str, change: &Change) -> Result<(), StoreError>;
 
     /// Adds a verifier (at most [`MAX_VERIFIERS_PER_AGENT`]); writes `agent.verifier.added`.
@@ -451,4 +516,85 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         &self,
         candidate: StoredSigningKey,
     ) -> Result<Vec<StoredSigningKey>, StoreError>;
+
+    /// Stores a new signing key (rotation) and returns every stored key.
+    async fn add_signing_key(
+        &self,
+        key: StoredSigningKey,
+    ) -> Result<Vec<StoredSigningKey>, StoreError>;
+
+    /// Self-service rotation: removes every verifier of the agent and adds `verifier`, in one
+    /// step; writes `agent.verifier.removed` per old verifier and `agent.verifier.added`.
+    async fn replace_verifiers(
+        &self,
+        verifier: VerifierRecord,
+        secret_hash: SecretHash,
+        change: &Change,
+    ) -> Result<VerifierRecord, StoreError>;
+
+    /// Stores an organization; writes `organization.created`.
+    async fn create_organization(
+        &self,
+        org: OrganizationRecord,
+        change: &Change,
+    ) -> Result<OrganizationRecord, StoreError>;
+
+    /// One organization.
+    async fn get_organization(&self, id: &str) -> Result<Option<OrganizationRecord>, StoreError>;
+
+    /// Adds a membership; `NotFound` if the organization or the agent does not exist,
+    /// `Conflict` if it is already a member. Writes `organization.membership.created`.
+    async fn add_membership(
+        &self,
+        membership: MembershipRecord,
+        change: &Change,
+    ) -> Result<MembershipRecord, StoreError>;
+
+    /// An organization's members, newest first; `NotFound` if it does not exist.
+    async fn list_memberships(
+        &self,
+        org_id: &str,
+        page: PageRequest,
+    ) -> Result<Page<MembershipRecord>, StoreError>;
+
+    /// Removes a membership; writes `organization.membership.deleted`.
+    async fn delete_membership(
+        &self,
+        org_id: &str,
+        member_id: &str,
+        change: &Change,
+    ) -> Result<(), StoreError>;
+
+    /// Stores a webhook endpoint (at most [`MAX_WEBHOOKS`](super::MAX_WEBHOOKS)); from now on
+    /// every event of its types is queued for it, in the same step that writes the event.
+    async fn create_webhook(
+        &self,
+        webhook: WebhookRecord,
+        key: WebhookKey,
+    ) -> Result<WebhookRecord, StoreError>;
+
+    /// The webhook endpoints, oldest first.
+    async fn list_webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError>;
+
+    /// Removes a webhook endpoint and its queued messages.
+    async fn delete_webhook(&self, id: &str) -> Result<(), StoreError>;
+
+    /// Up to `limit` queued messages due at `now_ms`, oldest first.
+    async fn due_deliveries(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<PendingDelivery>, StoreError>;
+
+    /// The earliest instant (ms) at which a queued message is due, if any.
+    async fn next_delivery_at(&self) -> Result<Option<i64>, StoreError>;
+
+    /// Records the outcome of an attempt at delivery `id`.
+    async fn finish_delivery(&self, id: i64, outcome: DeliveryOutcome) -> Result<(), StoreError>;
+
+    /// Persists buffered state (usage counters). Called periodically and on shutdown; the
+    /// default does nothing (nothing is buffered).
+    async fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

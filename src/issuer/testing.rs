@@ -15,14 +15,19 @@ use super::Issuer;
 use super::api::{CreateAgent, TokenResponse};
 use super::client::{AdminClient, ClientError};
 use super::clock::{Clock, OffsetClock};
+use super::delivery::RetryPolicy;
 use super::errors::IssuerError;
+use super::memory::MemoryStore;
 use super::secrets::{AdminKey, Secret, new_id};
+use super::store::Store;
 use super::token::TOKEN_LIFETIME_SECS;
 
 /// A running in-process issuer for tests. See the [module docs](super) for a walk-through.
 ///
-/// It listens on `127.0.0.1` on an ephemeral port, keeps its data in memory, uses a fresh
-/// admin key, and runs on an [`OffsetClock`] that [`advance_clock`](Self::advance_clock) moves.
+/// It listens on `127.0.0.1` on an ephemeral port, keeps its data in memory (in a fresh
+/// SQLite file instead when `AGENT_AUTH_TEST_STORE=sqlite`, to run a suite on SQLite), uses a fresh
+/// admin key, retries webhook deliveries quickly (50 ms, doubling, at most 1 s apart), and runs
+/// on an [`OffsetClock`] that [`advance_clock`](Self::advance_clock) moves.
 /// It derefs to nothing but implements `AsRef<str>` (the issuer URL), so
 /// `AgentAuth::new(&issuer)` works. Dropping it shuts the server down.
 #[derive(Debug)]
@@ -34,6 +39,7 @@ pub struct TestIssuer {
     addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), IssuerError>>>,
+    temp_db: Option<std::path::PathBuf>,
 }
 
 /// An agent created by [`TestIssuer::provision`], with its one secret.
@@ -63,7 +69,38 @@ impl TestIssuer {
 
     /// Starts an issuer on `127.0.0.1:0`. Must be called within a Tokio runtime.
     pub async fn try_start() -> Result<Self, IssuerError> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        if std::env::var("AGENT_AUTH_TEST_STORE").as_deref() == Ok("sqlite") {
+            // Runs a whole test suite on SQLite (a fresh file, removed on drop).
+            let path = std::env::temp_dir().join(format!("agent-auth-test-{}.db", new_id("")?));
+            let store = super::SqliteStore::open(&path).await?;
+            let mut issuer = Self::try_start_on(addr, Arc::new(store)).await?;
+            issuer.temp_db = Some(path);
+            return Ok(issuer);
+        }
+        Self::try_start_on(addr, Arc::new(MemoryStore::new())).await
+    }
+
+    /// Starts an issuer on `addr` (use `127.0.0.1:0` for a free port) with `store`: e.g. a
+    /// [`SqliteStore`](super::SqliteStore) on a file, restarted on the same address and file
+    /// to test that state and signing keys survive a restart.
+    ///
+    /// # Panics
+    ///
+    /// If it cannot start; use [`try_start_on`](Self::try_start_on) to handle the error.
+    pub async fn start_on(addr: SocketAddr, store: Arc<dyn Store>) -> Self {
+        match Self::try_start_on(addr, store).await {
+            Ok(issuer) => issuer,
+            Err(e) => panic!("TestIssuer could not start: {e}"),
+        }
+    }
+
+    /// [`start_on`](Self::start_on), returning the error.
+    pub async fn try_start_on(
+        addr: SocketAddr,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, IssuerError> {
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let url = format!("http://{addr}");
         let clock = Arc::new(OffsetClock::new());
@@ -72,6 +109,11 @@ impl TestIssuer {
             .issuer_url(&url)
             .admin_key(admin_key.clone())
             .clock(Arc::clone(&clock) as Arc<dyn Clock>)
+            .store(store)
+            .webhook_retry(RetryPolicy {
+                base: Duration::from_millis(50),
+                max: Duration::from_secs(1),
+            })
             .build()
             .await?;
         let admin = AdminClient::new(&url, admin_key.clone())
@@ -88,6 +130,7 @@ impl TestIssuer {
             addr,
             shutdown: Some(tx),
             task: Some(task),
+            temp_db: None,
         })
     }
 
@@ -229,6 +272,13 @@ impl Drop for TestIssuer {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+        if let Some(path) = self.temp_db.take() {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = path.clone().into_os_string();
+                p.push(suffix);
+                let _ = std::fs::remove_file(p);
+            }
         }
     }
 }

@@ -145,6 +145,11 @@ pub(crate) async fn update(
                 "status_reason is only allowed with status \"suspended\"",
             ));
         }
+        (Some(AgentStatus::Deactivated), _) => {
+            return Err(ApiError::validation(
+                "status must be \"active\" or \"suspended\" (only an agent deactivates itself)",
+            ));
+        }
         _ => {}
     }
     let patch = AgentPatch {
@@ -164,6 +169,7 @@ pub(crate) async fn update(
             .transpose()?,
         status: body.status,
         status_reason,
+        require_status: None,
     };
     let change = s.change(now)?;
     let agent = s

@@ -31,7 +31,13 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
 
 /// `GET /jwks.json`.
 pub(crate) async fn jwks(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    let set = s.keys.current();
+    let set = match s.keys.at(s.clock.now_ms()) {
+        Ok(set) => set,
+        Err(e) => {
+            tracing::error!(error = %e, "the JWKS could not be rebuilt");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
     let etag = HeaderValue::from_str(set.etag());
     let mut res = if if_none_match(&headers, set.etag()) {
         StatusCode::NOT_MODIFIED.into_response()

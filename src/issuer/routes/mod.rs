@@ -7,6 +7,10 @@
 pub(crate) mod agents;
 pub(crate) mod discovery;
 pub(crate) mod events;
+pub(crate) mod keys;
+pub(crate) mod me;
+pub(crate) mod orgs;
+pub(crate) mod webhooks;
 
 use std::sync::Arc;
 
@@ -47,9 +51,41 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             delete(agents::delete_verifier),
         )
         .route("/v1/events", get(events::list))
+        .route("/v1/keys/rotate", post(keys::rotate))
+        .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
+        .route("/v1/webhooks/{id}", delete(webhooks::delete))
+        .route("/v1/organizations", post(orgs::create))
+        .route("/v1/organizations/{org}", get(orgs::get))
+        .route(
+            "/v1/organizations/{org}/members",
+            post(orgs::add_member).get(orgs::list_members),
+        )
+        .route(
+            "/v1/organizations/{org}/members/{member_id}",
+            delete(orgs::remove_member),
+        )
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&shared),
             require_admin,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            wake_outbox,
+        ));
+    // Self-service: the agent's own Bearer token for the audience "the issuer", checked by this
+    // crate's middleware against the issuer's own JWKS. The static `me` segment takes priority
+    // over the admin routes' `{id}`, so each path has exactly one authentication scheme.
+    let auth = shared.self_auth.clone();
+    let me = Router::new()
+        .route("/v1/agents/me", get(me::me).delete(me::delete))
+        .route("/v1/agents/me/usage", get(me::usage))
+        .route("/v1/agents/me/rotate", post(me::rotate))
+        .route("/v1/agents/me/deactivate", post(me::deactivate))
+        .route("/v1/agents/me/reactivate", post(me::reactivate))
+        .route_layer(auth)
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            wake_outbox,
         ));
     Router::new()
         .route("/token", post(super::token::token))
@@ -60,6 +96,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(discovery::metadata),
         )
         .merge(admin)
+        .merge(me)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(shared)
@@ -71,6 +108,17 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::method_not_allowed()
+}
+
+/// After a mutating request, wakes the webhook delivery task (its events may have queued
+/// messages); the response does not wait for any delivery.
+async fn wake_outbox(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let mutating = req.method() != axum::http::Method::GET;
+    let res = next.run(req).await;
+    if mutating && res.status().is_success() {
+        shared.outbox.notify_one();
+    }
+    res
 }
 
 /// Lets a request through only with the admin key as HTTP Basic credentials.

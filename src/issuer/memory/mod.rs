@@ -4,20 +4,23 @@
 //! takes only the read lock and bumps atomic usage counters, so concurrent token requests never
 //! serialize on each other and never lose an increment.
 
+mod extra;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use async_trait::async_trait;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-use super::secrets::SecretHash;
-use super::store::{
-    AgentPatch, AgentRecord, AgentStatus, Change, ClientGrant, CreateOutcome, EventFilter,
-    EventRecord, EventType, MAX_VERIFIERS_PER_AGENT, Page, PageRequest, Store, StoreError,
-    StoredSigningKey, VerifierRecord,
+use crate::issuer::records::{
+    DeliveryOutcome, MAX_WEBHOOKS, MembershipRecord, OrganizationRecord, PendingDelivery,
+    WebhookKey, WebhookRecord, apply_patch, decode_cursor, page_of, webhook_payload,
 };
+use crate::issuer::secrets::SecretHash;
+use crate::issuer::store::{
+    AgentPatch, AgentRecord, Change, ClientGrant, CreateOutcome, EventFilter, EventRecord,
+    EventType, MAX_VERIFIERS_PER_AGENT, Page, PageRequest, Store, StoreError, StoredSigningKey,
+    VerifierRecord,
+};
+use async_trait::async_trait;
 
 /// Default number of audit events kept in memory (the oldest are dropped beyond it).
 pub const DEFAULT_MAX_EVENTS: usize = 100_000;
@@ -71,6 +74,21 @@ struct Inner {
     events: VecDeque<(u64, EventRecord)>,
     next_seq: u64,
     keys: Vec<StoredSigningKey>,
+    orgs: HashMap<String, OrganizationRecord>,
+    /// Sequence → membership (pagination order).
+    members: BTreeMap<u64, MembershipRecord>,
+    webhooks: Vec<(WebhookRecord, WebhookKey)>,
+    /// Queue entry id → queued message (the outbox).
+    deliveries: BTreeMap<i64, Queued>,
+}
+
+#[derive(Debug)]
+struct Queued {
+    webhook_id: String,
+    message_id: String,
+    payload: String,
+    attempts: u32,
+    next_at: i64,
 }
 
 impl Inner {
@@ -80,6 +98,32 @@ impl Inner {
     }
 
     fn push_event(&mut self, event: EventRecord, max: usize) {
+        let targets: Vec<String> = self
+            .webhooks
+            .iter()
+            .filter(|(w, _)| w.events.contains(&event.kind))
+            .map(|(w, _)| w.id.clone())
+            .collect();
+        if !targets.is_empty() {
+            match webhook_payload(&event) {
+                Ok(payload) => {
+                    for webhook_id in targets {
+                        let id = i64::try_from(self.seq()).unwrap_or(i64::MAX);
+                        self.deliveries.insert(
+                            id,
+                            Queued {
+                                webhook_id,
+                                message_id: event.id.clone(),
+                                payload: payload.clone(),
+                                attempts: 0,
+                                next_at: event.created_at,
+                            },
+                        );
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "webhook payload could not be built"),
+            }
+        }
         let seq = self.seq();
         self.events.push_back((seq, event));
         while self.events.len() > max {
@@ -114,6 +158,14 @@ struct VerifierEntry {
 }
 
 impl VerifierEntry {
+    fn new(record: VerifierRecord, hash: SecretHash) -> Self {
+        Self {
+            usage: Usage::new(record.usage_count, record.last_used_at),
+            record,
+            hash,
+        }
+    }
+
     fn snapshot(&self) -> VerifierRecord {
         let mut r = self.record.clone();
         r.usage_count = self.usage.count();
@@ -148,44 +200,6 @@ impl Usage {
 
     fn last(&self) -> Option<i64> {
         Some(self.last.load(Ordering::Relaxed)).filter(|&t| t != i64::MIN)
-    }
-}
-
-fn encode_cursor(tag: char, seq: u64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{tag}{seq}"))
-}
-
-fn decode_cursor(tag: char, cursor: &str) -> Result<u64, StoreError> {
-    let raw = URL_SAFE_NO_PAD
-        .decode(cursor)
-        .map_err(|_| StoreError::InvalidCursor)?;
-    let text = std::str::from_utf8(&raw).map_err(|_| StoreError::InvalidCursor)?;
-    text.strip_prefix(tag)
-        .and_then(|n| n.parse().ok())
-        .ok_or(StoreError::InvalidCursor)
-}
-
-/// Newest-first page over `items` (ascending by sequence), `limit + 1` probing for more.
-fn page_of<T>(mut picked: Vec<(u64, T)>, limit: usize, tag: char) -> Page<T> {
-    let next_cursor = if picked.len() > limit {
-        picked.truncate(limit);
-        picked.last().map(|(seq, _)| encode_cursor(tag, *seq))
-    } else {
-        None
-    };
-    Page {
-        items: picked.into_iter().map(|(_, t)| t).collect(),
-        next_cursor,
-    }
-}
-
-/// Sets `*field` to `new` if different, noting `name` in `changed`.
-fn apply<T: PartialEq>(field: &mut T, new: Option<T>, name: &str, changed: &mut Vec<String>) {
-    if let Some(new) = new {
-        if *field != new {
-            *field = new;
-            changed.push(name.to_owned());
-        }
     }
 }
 
@@ -262,8 +276,6 @@ impl Store for MemoryStore {
         let inner = &mut *guard;
         let entry = inner.agents.get(id).ok_or(StoreError::NotFound)?;
         let mut r = entry.record.clone();
-        let mut changed = Vec::new();
-
         if let Some(Some(ext)) = &patch.external_id {
             if inner
                 .by_external_id
@@ -275,58 +287,8 @@ impl Store for MemoryStore {
                 ));
             }
         }
-        let (status, reason) = match (patch.status, patch.status_reason) {
-            (Some(AgentStatus::Suspended), Some(reason)) => {
-                (Some(AgentStatus::Suspended), Some(Some(reason)))
-            }
-            (Some(AgentStatus::Suspended), None) => {
-                return Err(StoreError::Invalid(
-                    "status_reason is required to suspend an agent".into(),
-                ));
-            }
-            (Some(AgentStatus::Active), None) => (Some(AgentStatus::Active), Some(None)),
-            (Some(AgentStatus::Active), Some(_)) => {
-                return Err(StoreError::Invalid(
-                    "status_reason is only allowed with status \"suspended\"".into(),
-                ));
-            }
-            (None, Some(reason)) if r.status == AgentStatus::Suspended => {
-                (None, Some(Some(reason)))
-            }
-            (None, Some(_)) => {
-                return Err(StoreError::Invalid(
-                    "status_reason can only be set on a suspended agent".into(),
-                ));
-            }
-            (None, None) => (None, None),
-        };
         let old_ext = r.external_id.clone();
-        apply(&mut r.name, patch.name, "name", &mut changed);
-        apply(
-            &mut r.description,
-            patch.description,
-            "description",
-            &mut changed,
-        );
-        apply(&mut r.model, patch.model, "model", &mut changed);
-        apply(&mut r.provider, patch.provider, "provider", &mut changed);
-        apply(&mut r.version, patch.version, "version", &mut changed);
-        apply(&mut r.scopes, patch.scopes, "scopes", &mut changed);
-        apply(
-            &mut r.external_id,
-            patch.external_id,
-            "external_id",
-            &mut changed,
-        );
-        apply(
-            &mut r.expires_at,
-            patch.expires_at,
-            "expires_at",
-            &mut changed,
-        );
-        apply(&mut r.status, status, "status", &mut changed);
-        apply(&mut r.status_reason, reason, "status_reason", &mut changed);
-
+        let changed = apply_patch(&mut r, patch)?;
         if changed.is_empty() {
             return Ok(entry.snapshot());
         }
@@ -361,13 +323,36 @@ impl Store for MemoryStore {
             &entry.snapshot(),
             Vec::new(),
         )?;
+        let ended: Vec<u64> = inner
+            .members
+            .iter()
+            .filter(|(_, m)| m.member_id == id)
+            .map(|(seq, _)| *seq)
+            .collect();
+        let mut events = Vec::with_capacity(ended.len() + 1);
+        for seq in &ended {
+            if let Some(m) = inner.members.get(seq) {
+                events.push(EventRecord::extra(
+                    change,
+                    EventType::MembershipDeleted,
+                    Some(id),
+                    m,
+                )?);
+            }
+        }
+        events.push(event);
+        for seq in ended {
+            inner.members.remove(&seq);
+        }
         if let Some(entry) = inner.agents.remove(id) {
             inner.order.remove(&entry.seq);
             if let Some(ext) = &entry.record.external_id {
                 inner.by_external_id.remove(ext);
             }
         }
-        inner.push_event(event, self.max_events);
+        for event in events {
+            inner.push_event(event, self.max_events);
+        }
         Ok(())
     }
 
@@ -395,11 +380,9 @@ impl Store for MemoryStore {
             Vec::new(),
         )?;
         if let Some(entry) = inner.agents.get_mut(&verifier.agent_id) {
-            entry.verifiers.push(VerifierEntry {
-                usage: Usage::new(verifier.usage_count, verifier.last_used_at),
-                record: verifier.clone(),
-                hash: secret_hash,
-            });
+            entry
+                .verifiers
+                .push(VerifierEntry::new(verifier.clone(), secret_hash));
         }
         inner.push_event(event, self.max_events);
         Ok(verifier)
@@ -525,5 +508,91 @@ impl Store for MemoryStore {
             inner.keys.push(candidate);
         }
         Ok(inner.keys.clone())
+    }
+
+    async fn add_signing_key(
+        &self,
+        key: StoredSigningKey,
+    ) -> Result<Vec<StoredSigningKey>, StoreError> {
+        self.x_add_signing_key(key).await
+    }
+
+    async fn replace_verifiers(
+        &self,
+        verifier: VerifierRecord,
+        secret_hash: SecretHash,
+        change: &Change,
+    ) -> Result<VerifierRecord, StoreError> {
+        self.x_replace_verifiers(verifier, secret_hash, change)
+            .await
+    }
+
+    async fn create_organization(
+        &self,
+        org: OrganizationRecord,
+        change: &Change,
+    ) -> Result<OrganizationRecord, StoreError> {
+        self.x_create_organization(org, change).await
+    }
+
+    async fn get_organization(&self, id: &str) -> Result<Option<OrganizationRecord>, StoreError> {
+        self.x_get_organization(id).await
+    }
+
+    async fn add_membership(
+        &self,
+        membership: MembershipRecord,
+        change: &Change,
+    ) -> Result<MembershipRecord, StoreError> {
+        self.x_add_membership(membership, change).await
+    }
+
+    async fn list_memberships(
+        &self,
+        org_id: &str,
+        page: PageRequest,
+    ) -> Result<Page<MembershipRecord>, StoreError> {
+        self.x_list_memberships(org_id, page).await
+    }
+
+    async fn delete_membership(
+        &self,
+        org_id: &str,
+        member_id: &str,
+        change: &Change,
+    ) -> Result<(), StoreError> {
+        self.x_delete_membership(org_id, member_id, change).await
+    }
+
+    async fn create_webhook(
+        &self,
+        webhook: WebhookRecord,
+        key: WebhookKey,
+    ) -> Result<WebhookRecord, StoreError> {
+        self.x_create_webhook(webhook, key).await
+    }
+
+    async fn list_webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError> {
+        self.x_list_webhooks().await
+    }
+
+    async fn delete_webhook(&self, id: &str) -> Result<(), StoreError> {
+        self.x_delete_webhook(id).await
+    }
+
+    async fn due_deliveries(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<PendingDelivery>, StoreError> {
+        self.x_due_deliveries(now_ms, limit).await
+    }
+
+    async fn next_delivery_at(&self) -> Result<Option<i64>, StoreError> {
+        self.x_next_delivery_at().await
+    }
+
+    async fn finish_delivery(&self, id: i64, outcome: DeliveryOutcome) -> Result<(), StoreError> {
+        self.x_finish_delivery(id, outcome).await
     }
 }
