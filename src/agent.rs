@@ -1,7 +1,7 @@
 //! The verified caller handed to handlers.
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -23,9 +23,10 @@ pub(crate) struct AgentInner {
     pub(crate) audience: Box<str>,
     pub(crate) expires_at: i64,
     pub(crate) issued_at: Option<i64>,
-    /// The decoded claims JSON, parsed into a map only if a handler asks for it.
-    pub(crate) raw_claims: Box<[u8]>,
-    pub(crate) claims: OnceLock<Map<String, Value>>,
+    /// Every claim, as verified.
+    pub(crate) claims: Map<String, Value>,
+    /// Size of the claims JSON, for the token cache's byte bound.
+    pub(crate) claims_len: usize,
     /// How rejections further down (scope guards) must be phrased.
     pub(crate) challenge: Arc<Challenge>,
 }
@@ -80,18 +81,14 @@ impl Agent {
         self.0.issued_at
     }
 
-    /// Every claim of the token, as JSON (parsed on first use).
+    /// Every claim of the token, as JSON.
     pub fn claims(&self) -> &Map<String, Value> {
-        self.0.claims.get_or_init(|| {
-            // The verifier parsed these bytes as a JSON object already; an empty map can only
-            // appear if that invariant is broken.
-            serde_json::from_slice(&self.0.raw_claims).unwrap_or_default()
-        })
+        &self.0.claims
     }
 
     /// Size of the claims JSON, for the token cache's byte bound.
     pub(crate) fn claims_len(&self) -> usize {
-        self.0.raw_claims.len()
+        self.0.claims_len
     }
 
     pub(crate) fn challenge(&self) -> &Challenge {

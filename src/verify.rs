@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -134,13 +134,17 @@ impl Verifier {
         }
 
         let header_json = decode_object(header)?;
+        // A full parse first: the typed pass below skips unknown members without checking
+        // their nesting depth or UTF-8, and a header we cannot read in full is refused.
+        serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&header_json)
+            .map_err(|_| InvalidToken::Malformed)?;
         let header: Header<'_> =
             serde_json::from_slice(&header_json).map_err(|_| InvalidToken::Malformed)?;
         let alg = Algorithm::from_name(&header.alg)
             .filter(|alg| self.algorithms.contains(*alg))
             .ok_or(InvalidToken::UnsupportedAlgorithm)?;
         // We implement no JWS extensions, so any `crit` (RFC 7515 §4.1.11) is a rejection.
-        if header.crit.is_some() {
+        if header.crit {
             return Err(InvalidToken::UnsupportedCritical.into());
         }
         if !typ_allowed(header.typ.as_deref(), self.typ) {
@@ -198,6 +202,12 @@ impl Verifier {
             return Err(InvalidToken::NotAnAgent.into());
         }
 
+        // The handler sees every claim. Parse them all now, so a token whose claims cannot be
+        // represented in full (invalid UTF-8 or nesting past serde_json's limit inside members
+        // the typed pass skipped) is refused rather than handed over partially.
+        let all_claims: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&raw_claims).map_err(|_| InvalidToken::Malformed)?;
+
         Ok(Agent::new(AgentInner {
             id: (**sub).into(),
             scope: claims.scope.as_deref().unwrap_or_default().into(),
@@ -207,8 +217,8 @@ impl Verifier {
             audience: (**audience).into(),
             expires_at: exp,
             issued_at: claims.iat,
-            raw_claims: raw_claims.into_boxed_slice(),
-            claims: OnceLock::new(),
+            claims_len: raw_claims.len(),
+            claims: all_claims,
             challenge: self.challenge.clone(),
         }))
     }
@@ -255,8 +265,14 @@ struct Header<'a> {
     kid: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     typ: Option<Cow<'a, str>>,
-    #[serde(default)]
-    crit: Option<IgnoredAny>,
+    /// Present at all (even `null`) means refused: we implement no extension.
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+/// `true` whenever the member exists, whatever its value (including `null`).
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    IgnoredAny::deserialize(deserializer).map(|_| true)
 }
 
 /// The claims we check. Duplicate members are rejected by serde; unknown ones are kept only in

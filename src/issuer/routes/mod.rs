@@ -254,7 +254,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         if !value.is_object() {
             return Err(ApiError::validation("the body must be a JSON object"));
         }
-        T::deserialize(value)
+        // Deserialize from the bytes, not the value: a `Value` keeps only the last of duplicate
+        // members, while the typed parse refuses a body that names a field twice.
+        serde_json::from_slice::<T>(&bytes)
             .map(JsonBody)
             .map_err(|e| ApiError::validation(e.to_string()))
     }
