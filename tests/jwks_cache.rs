@@ -846,3 +846,34 @@ async fn a_configured_jwks_uri_is_used_instead_of_the_issuer_default() {
     assert_eq!(elsewhere.fetches(), 1);
     assert_eq!(issuer.fetches(), 0, "the default location is never asked");
 }
+
+#[tokio::test]
+async fn a_key_published_right_after_start_up_does_not_wait_out_a_cooldown() {
+    // The first fetch gets the first keys; it is not a refetch, so the first unknown kid
+    // after it may fetch once (and only once) at once.
+    let key1 = TestKey::ed25519("key-1");
+    let jwks = JwksServer::start(&[&key1]).await;
+    let api = serve_api(jwks.auth()).await;
+    let url = format!("{api}/tickets");
+    assert_eq!(
+        get_with_token(&url, &key1.token(&jwks.issuer(), serde_json::json!({})))
+            .await
+            .status,
+        200
+    );
+    let key2 = TestKey::ed25519("key-2");
+    jwks.set_keys(&[&key1, &key2]);
+    assert_eq!(
+        get_with_token(&url, &key2.token(&jwks.issuer(), serde_json::json!({})))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(jwks.fetches(), 2);
+    // That refetch starts the cooldown: a third kid is refused without a fetch.
+    let key3 = TestKey::ed25519("key-3");
+    jwks.set_keys(&[&key1, &key2, &key3]);
+    let outcome = get_with_token(&url, &key3.token(&jwks.issuer(), serde_json::json!({}))).await;
+    assert_eq!(outcome.status, 401);
+    assert_eq!(jwks.fetches(), 2);
+}

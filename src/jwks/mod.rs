@@ -204,15 +204,24 @@ impl JwksCache {
         if let Some(decided) = self.key_now(kid, alg) {
             return decided;
         }
-        let seen = self.state.load().generation;
+        let (seen, had_keys) = {
+            let state = self.state.load();
+            (state.generation, state.usable(Instant::now()))
+        };
         {
             let mut refresh = self.refresh.lock().await;
             // Another request may have refreshed while we queued: use its result.
             if self.state.load().generation == seen && self.cooldown_left(Instant::now()).is_none()
             {
                 self.mark_on_demand_fetch();
-                if let Err(error) = self.refresh_locked(&mut refresh).await {
-                    tracing::warn!(%error, issuer = %self.issuer, "JWKS fetch failed");
+                match self.refresh_locked(&mut refresh).await {
+                    // Getting the first keys is not a refetch: a key published right after
+                    // start-up must not wait out a cooldown. A failure keeps the cooldown.
+                    Ok(()) if !had_keys => self.last_on_demand.store(0, Ordering::Release),
+                    Ok(()) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, issuer = %self.issuer, "JWKS fetch failed");
+                    }
                 }
             }
         }
@@ -238,9 +247,11 @@ impl JwksCache {
         (now_unix < state.usable_until_unix).then_some(state.revocation_epoch)
     }
 
-    /// Fetches now (single-flight with every other fetch), whatever the cooldown says.
+    /// Fetches now (single-flight with every other fetch), whatever the cooldown says; the
+    /// cooldown then counts from this fetch.
     pub(crate) async fn refresh(&self) -> Result<(), FetchError> {
         let mut refresh = self.refresh.lock().await;
+        self.mark_on_demand_fetch();
         self.refresh_locked(&mut refresh).await
     }
 
@@ -380,7 +391,12 @@ async fn background_refresh(cache: Weak<JwksCache>, wake: Arc<Notify>) {
             retry_at = None;
             continue;
         }
-        match cache.refresh().await {
+        // A scheduled refresh, not an on-demand one: it leaves the unknown-kid cooldown alone.
+        let outcome = {
+            let mut refresh = cache.refresh.lock().await;
+            cache.refresh_locked(&mut refresh).await
+        };
+        match outcome {
             Ok(()) => retry_at = None,
             Err(error) => {
                 tracing::warn!(%error, issuer = %cache.issuer, "background JWKS refresh failed; keeping last good keys");
