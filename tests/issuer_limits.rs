@@ -282,7 +282,6 @@ async fn malformed_json_is_400_invalid_json_and_stores_nothing() {
 }
 
 #[tokio::test]
-
 async fn duplicate_json_members_are_refused_not_resolved_by_position() {
     // A body that says two things must not be read as either: one parser's last is another's
     // first (the same rule the verifier applies to token claims).

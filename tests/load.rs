@@ -237,13 +237,14 @@ async fn the_layer_under_mixed_concurrent_load_answers_every_request_right() {
     }
 
     // Unknown kids arrived all the time, yet the JWKS was fetched at most once per cooldown:
-    // the initial fetch plus one per cooldown elapsed (and at least one refetch did happen).
+    // the first fetch (warm-up), the one refetch allowed at once after it (it starts the
+    // cooldown), then one per cooldown elapsed; and the cooldown-limited refetches did happen.
     let fetches = jwks.fetches();
-    let allowed = 1 + (elapsed.as_millis() / cooldown.as_millis()) as usize;
+    let allowed = 2 + (elapsed.as_millis() / cooldown.as_millis()) as usize;
     println!("{fetches} JWKS fetches in {elapsed:?} (allowed at most {allowed})");
     assert!(
-        (2..=allowed).contains(&fetches),
-        "{fetches} JWKS fetches in {elapsed:?} (allowed 2..={allowed})"
+        (3..=allowed).contains(&fetches),
+        "{fetches} JWKS fetches in {elapsed:?} (allowed 3..={allowed})"
     );
     assert_eq!(auth.key_fetch_count(), fetches as u64);
 
