@@ -240,8 +240,59 @@ fn memory() {
 
 criterion_group!(benches, verify, scaling_keys, scaling_cached);
 
+/// Criterion's median for `group/bench` of this run, in nanoseconds.
+fn median_ns(group: &str, bench: &str) -> Option<f64> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/criterion")
+        .join(group)
+        .join(bench)
+        .join("new/estimates.json");
+    let estimates: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    estimates["median"]["point_estimate"].as_f64()
+}
+
+/// The ratio table of BENCHMARKS.md, from this run's medians.
+fn ratios() {
+    let (Some(bare), Some(cold), Some(cached)) = (
+        median_ns("verify", "bare_ed25519"),
+        median_ns("verify", "cold"),
+        median_ns("verify", "cached"),
+    ) else {
+        return;
+    };
+    println!("| measurement (medians, this run) | value | target |");
+    println!("|---|---:|---|");
+    println!(
+        "| bare Ed25519 verify (aws-lc-rs) | {:.2} µs | |",
+        bare / 1000.0
+    );
+    println!(
+        "| cold verify, full agent token, cache off | {:.2} µs | |",
+        cold / 1000.0
+    );
+    println!("| cold / bare | {:.3} | ≤ 1.1 |", cold / bare);
+    println!("| cached verify | {cached:.0} ns | ≤ 500 ns |");
+    println!("| cold / cached | {:.0} | ≥ 75 |", cold / cached);
+    for keys in ["1", "10", "100", "1000"] {
+        if let Some(t) = median_ns("scaling_keys", keys) {
+            println!(
+                "| cold verify, {keys} JWKS keys | {:.2} µs | flat |",
+                t / 1000.0
+            );
+        }
+    }
+    for cached in ["1", "1000", "100000"] {
+        if let Some(t) = median_ns("scaling_cached", cached) {
+            println!("| cached verify, {cached} tokens cached | {t:.0} ns | flat |");
+        }
+    }
+}
+
 fn main() {
     benches();
     memory();
     Criterion::default().configure_from_args().final_summary();
+    if !smoke_only() {
+        ratios();
+    }
 }
