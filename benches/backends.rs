@@ -3,8 +3,8 @@
 //! * `ed25519`, `es256`, `rs256`: raw signature verification of the same agent-token signing
 //!   input with aws-lc-rs (the backend jsonwebtoken uses here) and with RustCrypto
 //!   (ed25519-dalek, p256, rsa: what jsonwebtoken's `rust_crypto` feature uses).
-//! * `agent_token`: `AgentAuth::verify` of a full EdDSA agent token (keys cached, nothing else
-//!   cached) against the bare aws-lc-rs Ed25519 verify of its signing input.
+//!
+//! Our own verification path against the bare signature is `benches/verify.rs`.
 //!
 //! `cargo bench --bench backends`; compare lines within one group (same run, same machine).
 
@@ -156,51 +156,5 @@ fn rs256(c: &mut Criterion) {
     group.finish();
 }
 
-fn agent_token(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let pkcs8 = lc::Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
-    let pair = lc::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
-    let public = pair.public_key().as_ref().to_vec();
-    let jwks = json!({ "keys": [{ "kty": "OKP", "crv": "Ed25519", "kid": "bench", "alg": "EdDSA", "x": b64(&public) }] });
-
-    let (issuer, auth) = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let issuer = format!("http://{}", listener.local_addr().unwrap());
-        let app = axum::Router::new().route(
-            "/jwks.json",
-            axum::routing::get(move || {
-                let jwks = jwks.clone();
-                async move { axum::Json(jwks) }
-            }),
-        );
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        let auth = agent_auth::AgentAuth::new(&issuer).audience("https://api.example.com/tickets");
-        (issuer, auth)
-    });
-    let message = signing_input("EdDSA", &issuer);
-    let token = format!("{message}.{}", b64(pair.sign(message.as_bytes())));
-    let signature = pair.sign(message.as_bytes()).as_ref().to_vec();
-    // Warm the key cache once; every measured call then verifies from scratch with cached keys.
-    runtime
-        .block_on(auth.verify(&token))
-        .expect("token verifies");
-
-    let mut group = c.benchmark_group("agent_token");
-    group.bench_function("bare_ed25519_verify", |b| {
-        b.iter(|| {
-            lc::UnparsedPublicKey::new(&lc::ED25519, black_box(&public))
-                .verify(black_box(message.as_bytes()), black_box(&signature))
-                .unwrap()
-        })
-    });
-    group.bench_function("agent_auth_verify", |b| {
-        b.iter(|| runtime.block_on(auth.verify(black_box(&token))).unwrap())
-    });
-    group.finish();
-}
-
-criterion_group!(benches, ed25519, es256, rs256, agent_token);
+criterion_group!(benches, ed25519, es256, rs256);
 criterion_main!(benches);
