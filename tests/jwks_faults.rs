@@ -705,7 +705,6 @@ async fn a_drip_during_an_unknown_kid_refetch_does_not_delay_valid_requests() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: src/jwks/keys.rs JwksDocument is a serde-derived struct, which also reads a JSON array positionally: [[jwk, ...]] is taken as {\"keys\": [jwk, ...]}"]
 async fn a_jwks_that_is_a_json_array_is_invalid() {
     // RFC 7517 §5: a JWK Set is a JSON object with a "keys" member.
     fault_from_start_and_after_caching(

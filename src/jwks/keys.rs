@@ -239,6 +239,10 @@ impl KeySet {
     /// Parses a JWKS document. The document must be a JSON object with a `keys` array; keys
     /// that cannot be used are skipped (and logged with their position and `kid`).
     pub(crate) fn parse(body: &[u8]) -> Result<Self, serde_json::Error> {
+        // serde would also read the struct from a JSON array by position (`[[jwk]]`).
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(serde::de::Error::custom("a JWKS must be a JSON object"));
+        }
         let document: JwksDocument<'_> = serde_json::from_slice(body)?;
         let mut set = KeySet::default();
         for (index, raw) in document.keys.into_iter().enumerate() {
