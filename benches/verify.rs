@@ -238,7 +238,61 @@ fn memory() {
     assert!(max_entries <= bound, "cache exceeded its bound");
 }
 
-criterion_group!(benches, verify, scaling_keys, scaling_cached);
+/// The tower stack per request, without HTTP: the handler alone, behind `AgentAuth` (cache
+/// hit), and behind `AgentAuth` + `RequireScopes`.
+fn layer(c: &mut Criterion) {
+    use tower::{Layer as _, Service as _, ServiceExt as _};
+    let issuer = Issuer::start(1);
+    let (_, token) = issuer.token(0, 1);
+    let auth = issuer.auth(|auth| auth);
+    let handler = tower::service_fn(|_request: http::Request<()>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    });
+    let request = || {
+        http::Request::builder()
+            .uri("/tickets")
+            .header("authorization", format!("Bearer {token}"))
+            .body(())
+            .unwrap()
+    };
+    let mut group = c.benchmark_group("layer");
+    group.bench_function("handler_only", |b| {
+        b.iter_batched(
+            request,
+            |req| {
+                handler
+                    .clone()
+                    .oneshot(req)
+                    .now_or_never()
+                    .unwrap()
+                    .unwrap()
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    let authed = auth.layer(handler.clone());
+    group.bench_function("agent_auth_cached", |b| {
+        b.iter_batched(
+            request,
+            |req| authed.clone().oneshot(req).now_or_never().unwrap().unwrap(),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    let scoped = auth.layer(agent_auth::RequireScopes::all(["tickets:read"]).layer(handler));
+    group.bench_function("agent_auth_cached_and_scopes", |b| {
+        b.iter_batched(
+            request,
+            |req| {
+                let mut service = scoped.clone();
+                service.call(req).now_or_never().unwrap().unwrap()
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, verify, scaling_keys, scaling_cached, layer);
 
 /// Criterion's median for `group/bench` of this run, in nanoseconds.
 fn median_ns(group: &str, bench: &str) -> Option<f64> {

@@ -65,9 +65,16 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let outcome = match bearer_token(request.headers()) {
-            Ok(token) => self.verifier.verify_now(token),
-            Err(error) => Some(Err(error)),
+        // A token that verified before is answered from the cache before the full syntax
+        // check: it passed that check when it was first verified.
+        let outcome = match cached_candidate(request.headers())
+            .and_then(|token| self.verifier.cached(token))
+        {
+            Some(agent) => Some(Ok(agent)),
+            None => match bearer_token(request.headers()) {
+                Ok(token) => self.verifier.verify_now_uncached(token),
+                Err(error) => Some(Err(error)),
+            },
         };
         match outcome {
             Some(Ok(agent)) => {
@@ -118,6 +125,21 @@ fn accepted(agent: &Agent) {
 fn rejection<B: Default>(verifier: &Verifier, error: &AuthError) -> Response<B> {
     tracing::debug!(outcome = "rejected", %error, "agent authentication failed");
     verifier.challenge.reject(error)
+}
+
+/// The token of a lone `Authorization: Bearer <token>` header, without the syntax checks, or
+/// `None`: only good for a cache lookup, whose hits were fully checked before.
+fn cached_candidate(headers: &HeaderMap) -> Option<&str> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let value = values.next()?.as_bytes();
+    if values.next().is_some() {
+        return None;
+    }
+    let (scheme, token) = value.split_at_checked(7)?;
+    if !scheme.eq_ignore_ascii_case(b"bearer ") {
+        return None;
+    }
+    std::str::from_utf8(token).ok()
 }
 
 /// The token of `Authorization: Bearer <token>` (RFC 6750 §2.1, RFC 7235 §2.1).

@@ -87,9 +87,14 @@ impl Verifier {
 
     /// Verifies `token` if that needs no I/O; `None` means "use [`verify`](Self::verify)".
     pub(crate) fn verify_now(&self, token: &str) -> Option<Result<Agent, AuthError>> {
-        if let Some(agent) = self.cached(token) {
-            return Some(Ok(agent));
+        match self.cached(token) {
+            Some(agent) => Some(Ok(agent)),
+            None => self.verify_now_uncached(token),
         }
+    }
+
+    /// [`verify_now`](Self::verify_now) for a token already looked up in the cache.
+    pub(crate) fn verify_now_uncached(&self, token: &str) -> Option<Result<Agent, AuthError>> {
         let jws = match self.parse(token) {
             Ok(jws) => jws,
             Err(error) => return Some(Err(error)),
@@ -103,7 +108,7 @@ impl Verifier {
     }
 
     /// A token that verified before, still unexpired, whose key is still published.
-    fn cached(&self, token: &str) -> Option<Agent> {
+    pub(crate) fn cached(&self, token: &str) -> Option<Agent> {
         let tokens = self.tokens.as_ref()?;
         if token.len() > self.max_token_bytes {
             return None;

@@ -223,3 +223,38 @@ async fn without_the_cache_every_request_is_verified_afresh() {
     );
     assert_eq!(auth.token_cache_usage(), None);
 }
+
+#[tokio::test]
+async fn a_cached_token_in_a_malformed_request_is_still_refused() {
+    let ed = TestKey::ed25519("ed-1");
+    let jwks = JwksServer::start(&[&ed]).await;
+    let api = serve_api(jwks.auth()).await;
+    let url = format!("{api}/tickets");
+    let token = ed.token(&jwks.issuer(), json!({}));
+    assert_eq!(get_with_token(&url, &token).await.status, 200);
+    // The cache answers only a lone, well-formed header; everything else takes the full path.
+    let twice = send(
+        client()
+            .get(&url)
+            .header("authorization", format!("Bearer {token}"))
+            .header("authorization", format!("Bearer {token}")),
+    )
+    .await;
+    assert_eq!(twice.status, 400);
+    assert_eq!(twice.error().as_deref(), Some("invalid_request"));
+    let trailing = send(
+        client()
+            .get(&url)
+            .header("authorization", format!("Bearer {token} x")),
+    )
+    .await;
+    assert_eq!(trailing.status, 400);
+    for header in [format!("bearer {token}"), format!("Bearer   {token}")] {
+        assert_eq!(
+            send(client().get(&url).header("authorization", header))
+                .await
+                .status,
+            200
+        );
+    }
+}
