@@ -259,18 +259,11 @@ fn layer(c: &mut Criterion) {
     group.bench_function("handler_only", |b| {
         b.iter_batched(
             request,
-            |req| {
-                handler
-                    .clone()
-                    .oneshot(req)
-                    .now_or_never()
-                    .unwrap()
-                    .unwrap()
-            },
+            |req| handler.oneshot(req).now_or_never().unwrap().unwrap(),
             criterion::BatchSize::SmallInput,
         )
     });
-    let authed = auth.layer(handler.clone());
+    let authed = auth.layer(handler);
     group.bench_function("agent_auth_cached", |b| {
         b.iter_batched(
             request,
