@@ -157,35 +157,37 @@ fn bearer_script(tokens: &[String]) -> String {
     lua
 }
 
-/// Serves `app` on a current-thread runtime pinned to `core` (one worker, one core).
+/// Runs the future `make` builds on its own thread, pinned to `core`, on a current-thread
+/// runtime (one worker, one core).
+fn run_pinned<F>(core: core_affinity::CoreId, make: impl FnOnce() -> F + Send + 'static)
+where
+    F: std::future::Future<Output = ()> + 'static,
+{
+    std::thread::spawn(move || {
+        core_affinity::set_for_current(core);
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(make());
+    });
+}
+
+/// Serves `app` pinned to `core`; returns its base URL.
 fn serve_pinned(
     core: core_affinity::CoreId,
     make: impl FnOnce() -> ServerApp + Send + 'static,
 ) -> String {
     let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        core_affinity::set_for_current(core);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
+    run_pinned(core, move || async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        sender
+            .send(format!("http://{}", listener.local_addr().unwrap()))
             .unwrap();
-        runtime.block_on(async move {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.set_nonblocking(true).unwrap();
-            sender
-                .send(format!("http://{}", listener.local_addr().unwrap()))
-                .unwrap();
-            match make() {
-                ServerApp::Axum08(app) => {
-                    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                    axum::serve(listener, app).await.unwrap();
-                }
-                ServerApp::Axum07(app) => {
-                    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                    axum07::serve(listener, app).await.unwrap();
-                }
-            }
-        });
+        match make() {
+            ServerApp::Axum08(app) => axum::serve(listener, app).await.unwrap(),
+            ServerApp::Axum07(app) => axum07::serve(listener, app).await.unwrap(),
+        }
     });
     receiver.recv().unwrap()
 }
@@ -452,24 +454,23 @@ fn main() {
     let (s3_tx, s3_rx) = std::sync::mpsc::channel();
     {
         let admin = admin.clone();
-        std::thread::spawn(move || {
-            core_affinity::set_for_current(server_core);
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
+        run_pinned(server_core, move || async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let issuer = Issuer::builder()
+                .issuer_url(&url)
+                .admin_key(admin)
                 .build()
+                .await
                 .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                let url = format!("http://{}", listener.local_addr().unwrap());
-                let issuer = Issuer::builder().issuer_url(&url).admin_key(admin).build().await.unwrap();
-                let pkcs8 = lc::Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
-                let signer = Arc::new(lc::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap());
-                let fixed = {
-                    let header = json!({ "alg": "EdDSA", "kid": "fixed", "typ": "at+jwt" });
-                    let claims = json!({ "iss": url, "sub": AGENT, "aud": AGENT, "exp": now() + 300, "iat": now(), "jti": "0", "client_id": AGENT, "scope": "tickets:read", "dat": { "type": "agent" } });
-                    format!("{}.{}", b64(header.to_string()), b64(claims.to_string()))
-                };
-                let app = issuer
+            let pkcs8 = lc::Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+            let signer = Arc::new(lc::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap());
+            let fixed = {
+                let header = json!({ "alg": "EdDSA", "kid": "fixed", "typ": "at+jwt" });
+                let claims = json!({ "iss": url, "sub": AGENT, "aud": AGENT, "exp": now() + 300, "iat": now(), "jti": "0", "client_id": AGENT, "scope": "tickets:read", "dat": { "type": "agent" } });
+                format!("{}.{}", b64(header.to_string()), b64(claims.to_string()))
+            };
+            let app = issuer
                     .router()
                     .route("/hello", axum::routing::get(hello))
                     .route(
@@ -479,9 +480,8 @@ fn main() {
                             async move { axum::Json(json!({ "access_token": token, "token_type": "Bearer", "expires_in": 300 })) }
                         }),
                     );
-                s3_tx.send((url, issuer.clone())).unwrap();
-                axum::serve(listener, app).await.unwrap();
-            });
+            s3_tx.send((url, issuer.clone())).unwrap();
+            axum::serve(listener, app).await.unwrap();
         });
     }
     let (s3, _issuer) = s3_rx.recv().unwrap();
