@@ -40,6 +40,26 @@ impl Fixture {
         get_with_token(&format!("{}/tickets", self.api), token).await
     }
 
+    /// Asserts `401 invalid_token` with exactly this `error_description` for `token`.
+    async fn assert_refused(&self, token: &str, description: &str) {
+        let outcome = self.call(token).await;
+        assert_eq!(outcome.status, 401, "{description}: {outcome:?}");
+        assert_eq!(
+            outcome.error().as_deref(),
+            Some("invalid_token"),
+            "{outcome:?}"
+        );
+        let expected = format!("error_description=\"{description}\"");
+        assert!(
+            outcome
+                .challenge
+                .as_deref()
+                .unwrap_or("")
+                .contains(&expected),
+            "{description}: {outcome:?}"
+        );
+    }
+
     /// Asserts `401 invalid_token` for `token`.
     async fn assert_invalid(&self, token: &str, why: &str) {
         let outcome = self.call(token).await;
@@ -171,14 +191,11 @@ async fn alg_not_matching_the_key_is_refused() {
     let f = Fixture::new().await;
     // An ES256 token claiming the Ed25519 key's kid, signed by a P-256 key.
     let p256 = TestKey::p256("ed-1");
-    let outcome = f.call(&p256.token(&f.issuer(), json!({}))).await;
-    assert_eq!(outcome.status, 401);
-    assert!(
-        outcome
-            .challenge
-            .unwrap()
-            .contains("algorithm does not match the signing key")
-    );
+    f.assert_refused(
+        &p256.token(&f.issuer(), json!({})),
+        "algorithm does not match the signing key",
+    )
+    .await;
     assert_eq!(f.jwks.fetches(), 1, "a known kid never triggers a refetch");
 }
 
@@ -186,15 +203,11 @@ async fn alg_not_matching_the_key_is_refused() {
 async fn a_foreign_key_under_a_trusted_kid_is_refused() {
     let f = Fixture::new().await;
     let impostor = TestKey::ed25519("ed-1");
-    let outcome = f.call(&impostor.token(&f.issuer(), json!({}))).await;
-    assert_eq!(outcome.status, 401);
-    assert_eq!(outcome.error().as_deref(), Some("invalid_token"));
-    assert!(
-        outcome
-            .challenge
-            .unwrap()
-            .contains("signature verification failed")
-    );
+    f.assert_refused(
+        &impostor.token(&f.issuer(), json!({})),
+        "signature verification failed",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -295,12 +308,13 @@ async fn several_configured_audiences_each_accept() {
 #[tokio::test]
 async fn expired_and_not_yet_valid_tokens_are_refused() {
     let f = Fixture::new().await;
-    let outcome = f.call(&f.token(json!({ "exp": now() - 60 }))).await;
-    assert_eq!(outcome.status, 401);
-    assert!(outcome.challenge.unwrap().contains("token expired"));
-    let outcome = f.call(&f.token(json!({ "nbf": now() + 60 }))).await;
-    assert_eq!(outcome.status, 401);
-    assert!(outcome.challenge.unwrap().contains("token not yet valid"));
+    f.assert_refused(&f.token(json!({ "exp": now() - 60 })), "token expired")
+        .await;
+    f.assert_refused(
+        &f.token(json!({ "nbf": now() + 60 })),
+        "token not yet valid",
+    )
+    .await;
     assert_eq!(
         f.call(&f.token(json!({ "nbf": now() - 1 }))).await.status,
         200
@@ -449,9 +463,7 @@ async fn oversize_tokens_are_refused_before_parsing() {
     let padding = "x".repeat(2048);
     let token = f.token(json!({ "padding": padding }));
     assert!(token.len() > 2048);
-    let outcome = f.call(&token).await;
-    assert_eq!(outcome.status, 401);
-    assert!(outcome.challenge.unwrap().contains("token too large"));
+    f.assert_refused(&token, "token too large").await;
     // Garbage of the same size is refused for its size, not parsed.
     let outcome = f.call(&"a".repeat(4096)).await;
     assert!(outcome.challenge.unwrap().contains("token too large"));
@@ -534,14 +546,11 @@ async fn a_non_canonical_ed25519_signature_is_refused() {
         carry = sum >> 8;
     }
     assert_eq!(carry, 0, "S + L fits in 32 bytes since S < L < 2^253");
-    let outcome = f.call(&format!("{input}.{}", b64(&signature))).await;
-    assert_eq!(outcome.status, 401);
-    assert!(
-        outcome
-            .challenge
-            .unwrap()
-            .contains("signature verification failed")
-    );
+    f.assert_refused(
+        &format!("{input}.{}", b64(&signature)),
+        "signature verification failed",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -565,9 +574,7 @@ async fn a_small_order_ed25519_key_is_never_used() {
         b64(claims.to_string()),
         b64(signature)
     );
-    let outcome = f.call(&token).await;
-    assert_eq!(outcome.status, 401);
-    assert!(outcome.challenge.unwrap().contains("unknown signing key"));
+    f.assert_refused(&token, "unknown signing key").await;
 }
 
 #[tokio::test]
