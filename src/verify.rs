@@ -86,6 +86,7 @@ impl Verifier {
     }
 
     /// Verifies `token` if that needs no I/O; `None` means "use [`verify`](Self::verify)".
+    #[cfg(feature = "internals")]
     pub(crate) fn verify_now(&self, token: &str) -> Option<Result<Agent, AuthError>> {
         match self.cached(token) {
             Some(agent) => Some(Ok(agent)),
