@@ -11,6 +11,7 @@ use crate::challenge::Challenge;
 use crate::error::AuthError;
 use crate::jwks::{JwksCache, JwksConfig, JwksSource};
 use crate::metadata::ProtectedResourceMetadata;
+use crate::signature_batch::SignatureBatcher;
 use crate::token_cache::{TokenCache, TokenCacheLimits};
 use crate::verify::{TypPolicy, Verifier};
 
@@ -57,6 +58,7 @@ struct Options {
     realm: Option<String>,
     resource_metadata: Option<String>,
     token_cache: Option<TokenCacheLimits>,
+    signature_batching: bool,
 }
 
 /// Why an [`AgentAuth`] configuration cannot work.
@@ -117,6 +119,7 @@ impl AgentAuth {
                 jwks_max_bytes: 256 * 1024,
                 realm: None,
                 resource_metadata: None,
+                signature_batching: true,
                 token_cache: Some(TokenCacheLimits {
                     max_entries: 10_000,
                     max_bytes: 32 * 1024 * 1024,
@@ -232,6 +235,18 @@ impl AgentAuth {
     /// Verifies every request's signature from scratch: no verified-token cache.
     pub fn no_token_cache(self) -> Self {
         self.with(|o| o.token_cache = None)
+    }
+
+    /// Whether the signatures of fresh EdDSA tokens that arrive together are checked as one
+    /// batch (default on).
+    ///
+    /// A request with a fresh token yields to the scheduler once, and the requests that were
+    /// ready meanwhile have their signatures checked together: under load this about halves
+    /// the cost per signature; a lone request is checked alone. A bad signature never rejects
+    /// another request, and after a failed batch batching pauses for a second. Off, every
+    /// signature is checked alone, without the yield.
+    pub fn signature_batching(self, enabled: bool) -> Self {
+        self.with(|o| o.signature_batching = enabled)
     }
 
     /// Entries and weighted bytes in the verified-token cache (`None` when it is off).
@@ -365,6 +380,7 @@ impl Options {
             max_token_bytes: self.max_token_bytes,
             keys: Arc::new(keys),
             tokens: self.token_cache.map(TokenCache::new),
+            batcher: self.signature_batching.then(SignatureBatcher::default),
             challenge: Arc::new(Challenge::new(realm, self.resource_metadata.as_deref())),
         })
     }

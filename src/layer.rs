@@ -1,9 +1,10 @@
 //! The tower middleware: reads the Bearer credentials, verifies them, puts the [`Agent`] into
 //! the request extensions or answers with the challenge.
 //!
-//! When the key is already cached (the usual case) verification runs synchronously inside
-//! `call` and the future is the inner service's own; only a request that must wait for a JWKS
-//! fetch gets a boxed future.
+//! A token found in the verified-token cache (the usual case) is accepted synchronously inside
+//! `call`, and the future is the inner service's own. A fresh token gets a boxed future: its
+//! signature waits for a batch (`signature_batch`), or its key for a JWKS fetch. With signature
+//! batching off, a fresh token whose key is known is also verified inside `call`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -72,6 +73,8 @@ where
         {
             Some(agent) => Some(Ok(agent)),
             None => match bearer_token(request.headers()) {
+                // A fresh token: checked below, where its signature can join a batch.
+                Ok(_) if self.verifier.batches_signatures() => None,
                 Ok(token) => self.verifier.verify_now_uncached(token),
                 Err(error) => Some(Err(error)),
             },
@@ -84,14 +87,15 @@ where
             }
             Some(Err(error)) => ResponseFuture::rejected(self.reject(&error)),
             None => {
-                // The key must be fetched first. Take the service that was made ready and leave
-                // a fresh clone behind (the tower idiom for calling after an await).
+                // The key must be fetched first, or the signature waits for its batch. Take the
+                // service that was made ready and leave a fresh clone behind (the tower idiom
+                // for calling after an await).
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let verifier = self.verifier.clone();
                 ResponseFuture::boxed(Box::pin(async move {
                     let outcome = match bearer_token(request.headers()) {
-                        Ok(token) => verifier.verify(token).await,
+                        Ok(token) => verifier.verify_uncached(token).await,
                         Err(error) => Err(error),
                     };
                     match outcome {

@@ -62,6 +62,7 @@ mod jwks;
 mod layer;
 mod metadata;
 mod scopes;
+mod signature_batch;
 mod token_cache;
 mod verify;
 

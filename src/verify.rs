@@ -21,6 +21,7 @@ use crate::algorithm::{Algorithm, AlgorithmSet};
 use crate::challenge::Challenge;
 use crate::error::{AuthError, InvalidToken};
 use crate::jwks::{JwksCache, VerifyingKey};
+use crate::signature_batch::SignatureBatcher;
 use crate::token_cache::TokenCache;
 
 /// What a `typ` header may say.
@@ -47,6 +48,8 @@ pub(crate) struct Verifier {
     pub(crate) max_token_bytes: usize,
     pub(crate) keys: Arc<JwksCache>,
     pub(crate) tokens: Option<TokenCache>,
+    /// Batches the signatures of concurrent fresh EdDSA tokens; `None` checks each alone.
+    pub(crate) batcher: Option<SignatureBatcher>,
     pub(crate) challenge: Arc<Challenge>,
 }
 
@@ -75,14 +78,30 @@ struct Jws<'t> {
 impl Verifier {
     /// Verifies `token`, fetching keys if needed.
     pub(crate) async fn verify(&self, token: &str) -> Result<Agent, AuthError> {
-        if let Some(agent) = self.cached(token) {
-            return Ok(agent);
+        match self.cached(token) {
+            Some(agent) => Ok(agent),
+            None => self.verify_uncached(token).await,
         }
+    }
+
+    /// [`verify`](Self::verify) for a token already looked up in the cache: the signature
+    /// joins a batch when other requests verify at the same time.
+    pub(crate) async fn verify_uncached(&self, token: &str) -> Result<Agent, AuthError> {
         let jws = self.parse(token)?;
         let (key, key_epoch) = self.keys.key_for(jws.kid.as_deref(), jws.alg).await?;
-        let agent = self.check(&jws, &key)?;
+        let signature_holds = match &self.batcher {
+            Some(batcher) => batcher.verify(&key, jws.signing_input, jws.signature).await,
+            None => key.verify(jws.signing_input.as_bytes(), jws.signature),
+        };
+        let agent = self.check_claims(&jws, &key, signature_holds)?;
         self.remember(token, &agent, key_epoch);
         Ok(agent)
+    }
+
+    /// Whether fresh EdDSA tokens should go through [`verify_uncached`](Self::verify_uncached)
+    /// (to be batched) rather than [`verify_now_uncached`](Self::verify_now_uncached).
+    pub(crate) fn batches_signatures(&self) -> bool {
+        self.batcher.is_some()
     }
 
     /// Verifies `token` if that needs no I/O; `None` means "use [`verify`](Self::verify)".
@@ -101,9 +120,11 @@ impl Verifier {
             Err(error) => return Some(Err(error)),
         };
         Some(match self.keys.key_now(jws.kid.as_deref(), jws.alg)? {
-            Ok((key, key_epoch)) => self.check(&jws, &key).inspect(|agent| {
-                self.remember(token, agent, key_epoch);
-            }),
+            Ok((key, key_epoch)) => {
+                let signature_holds = key.verify(jws.signing_input.as_bytes(), jws.signature);
+                self.check_claims(&jws, &key, signature_holds)
+                    .inspect(|agent| self.remember(token, agent, key_epoch))
+            }
             Err(error) => Err(error),
         })
     }
@@ -165,10 +186,15 @@ impl Verifier {
         })
     }
 
-    /// Signature, then claims, then the agent rules.
-    fn check(&self, jws: &Jws<'_>, key: &VerifyingKey) -> Result<Agent, AuthError> {
+    /// The signature's verdict, then claims, then the agent rules.
+    fn check_claims(
+        &self,
+        jws: &Jws<'_>,
+        key: &VerifyingKey,
+        signature_holds: bool,
+    ) -> Result<Agent, AuthError> {
         debug_assert_eq!(key.alg(), jws.alg, "key lookup binds the algorithm");
-        if !key.verify(jws.signing_input.as_bytes(), jws.signature) {
+        if !signature_holds {
             return Err(InvalidToken::BadSignature.into());
         }
 

@@ -26,6 +26,8 @@ pub(crate) struct VerifyingKey {
     key: DecodingKey,
     /// The public key material, to tell whether a refreshed set still holds this key.
     material: Box<[u8]>,
+    /// EdDSA keys only: the decompressed point, for batch verification.
+    ed25519: Option<ed25519_dalek::VerifyingKey>,
 }
 
 impl std::fmt::Debug for VerifyingKey {
@@ -40,6 +42,11 @@ impl std::fmt::Debug for VerifyingKey {
 impl VerifyingKey {
     pub(crate) fn alg(&self) -> Algorithm {
         self.alg
+    }
+
+    /// The key as ed25519-dalek needs it for a batch; `None` for other algorithms.
+    pub(crate) fn ed25519(&self) -> Option<&ed25519_dalek::VerifyingKey> {
+        self.ed25519.as_ref()
     }
 
     /// Checks `signature` (base64url, as in the token) over `signing_input`.
@@ -139,11 +146,20 @@ impl VerifyingKey {
                 return Err(KeyError::AlgMismatch(declared.as_str().to_owned()));
             }
         }
+        let ed25519 = match alg {
+            // The point was checked when it was decoded; a failure here would be a bug, and
+            // then the key simply verifies without batching.
+            Algorithm::EdDSA => <[u8; 32]>::try_from(&*material)
+                .ok()
+                .and_then(|bytes| ed25519_dalek::VerifyingKey::from_bytes(&bytes).ok()),
+            _ => None,
+        };
         Ok(VerifyingKey {
             kid: jwk.kid.map(|kid| kid.into()),
             alg,
             key,
             material,
+            ed25519,
         })
     }
 }
@@ -154,12 +170,12 @@ fn decode_b64(value: Option<&str>) -> Result<Vec<u8>, KeyError> {
         .map_err(|_| KeyError::Malformed)
 }
 
-/// Ed25519 public keys must be canonical encodings of points outside the small-order subgroup
-/// (RFC 8032 §5.1.7, "Taming the many EdDSAs"): aws-lc-rs refuses non-canonical signatures but
-/// not weak keys, so weak keys are refused here, once, when the key is loaded.
 /// A decoding key and its public material.
 type KeyMaterial = (DecodingKey, Box<[u8]>);
 
+/// Ed25519 public keys must be canonical encodings of points outside the small-order subgroup
+/// (RFC 8032 §5.1.7, "Taming the many EdDSAs"): aws-lc-rs refuses non-canonical signatures but
+/// not weak keys, so weak keys are refused here, once, when the key is loaded.
 fn ed25519_key(x: Option<&str>) -> Result<KeyMaterial, KeyError> {
     let bytes: [u8; 32] = decode_b64(x)?.try_into().map_err(|_| KeyError::Malformed)?;
     let compressed = CompressedEdwardsY(bytes);

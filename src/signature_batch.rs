@@ -1,0 +1,412 @@
+//! Ed25519 batch verification of concurrent fresh tokens.
+//!
+//! The signature is most of a fresh token's cost. When several requests bring fresh EdDSA
+//! tokens at the same time, their signatures are checked together: ed25519-dalek's
+//! `verify_batch` checks 8 or more in about half the time per signature of checking each alone
+//! (BENCHMARKS.md).
+//!
+//! A batch forms without a timer or a task of its own. A request queues its job and yields to
+//! the scheduler once; the first queued request to run again takes every job in its queue and
+//! verifies them together, answering each through its own channel. Requests that arrived
+//! meanwhile (other connections the scheduler polled) are in the batch; a lone request finds
+//! only its own job and is verified alone, as without batching. Queues are per thread, so the
+//! workers of a multi-thread runtime each batch their own requests; a job's owner always
+//! drains the queue it used, so no job waits for a thread that has moved on.
+//!
+//! Verdicts. A batch that passes accepts all its members. A batch that fails is checked again
+//! one signature at a time by the same code as unbatched verification, so a bad signature only
+//! ever rejects its own request; batching then pauses for [`PAUSE_AFTER_FAILURE`], so a stream
+//! of bad signatures costs what verifying them singly costs. The batch equation is the
+//! RFC 8032 §5.1.7 group equation with random coefficients (derived from all inputs): a batch
+//! containing a signature made without the private key passes with probability 2⁻¹²⁸. Where
+//! batch and single verification can disagree at all (an `R` with a small-order component),
+//! the signature was made with the private key: see SECURITY.md.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tokio::sync::oneshot;
+
+use crate::jwks::VerifyingKey;
+
+/// Beyond this, a batch is split: the largest share of the gain is reached by 16, and one
+/// batch holds up one worker for its whole length.
+const MAX_BATCH: usize = 32;
+
+/// How long batching stays off after a batch failed.
+const PAUSE_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
+/// Queues; a thread always uses the same one.
+const QUEUES: usize = 16;
+
+/// One signature waiting for its batch.
+struct Job {
+    /// `signing input "." signature`, owned: the submitter may be gone by the time it runs.
+    token: Box<str>,
+    /// Where the signature starts in `token`.
+    signature_at: usize,
+    signature: ed25519_dalek::Signature,
+    key: Arc<VerifyingKey>,
+    answer: oneshot::Sender<bool>,
+}
+
+impl Job {
+    fn signing_input(&self) -> &[u8] {
+        self.token[..self.signature_at - 1].as_bytes()
+    }
+
+    /// The unbatched check, byte for byte the path without batching.
+    fn verify_alone(&self) -> bool {
+        self.key
+            .verify(self.signing_input(), &self.token[self.signature_at..])
+    }
+}
+
+/// Batches Ed25519 signature checks of requests that run concurrently.
+pub(crate) struct SignatureBatcher {
+    queues: [Mutex<Vec<Job>>; QUEUES],
+    started: Instant,
+    /// Milliseconds after `started` before which batching is off.
+    paused_until_ms: AtomicU64,
+    /// Batches verified (of two or more signatures), for tests and tracing.
+    batches: AtomicU64,
+    largest_batch: AtomicUsize,
+}
+
+impl std::fmt::Debug for SignatureBatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignatureBatcher")
+            .field("batches", &self.batches.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for SignatureBatcher {
+    fn default() -> Self {
+        SignatureBatcher {
+            queues: std::array::from_fn(|_| Mutex::new(Vec::new())),
+            started: Instant::now(),
+            paused_until_ms: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            largest_batch: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl SignatureBatcher {
+    /// Checks `signature` (base64url, as in the token) over `signing_input` with `key`,
+    /// together with whatever other requests are checking signatures at the same time.
+    pub(crate) async fn verify(
+        &self,
+        key: &Arc<VerifyingKey>,
+        signing_input: &str,
+        signature: &str,
+    ) -> bool {
+        let Some(decoded) = self.batchable(key, signature) else {
+            return key.verify(signing_input.as_bytes(), signature);
+        };
+        let mut token = String::with_capacity(signing_input.len() + 1 + signature.len());
+        token.push_str(signing_input);
+        token.push('.');
+        token.push_str(signature);
+        let (answer, verdict) = oneshot::channel();
+        let queue = queue_of_this_thread();
+        lock(&self.queues[queue]).push(Job {
+            token: token.into_boxed_str(),
+            signature_at: signing_input.len() + 1,
+            signature: decoded,
+            key: key.clone(),
+            answer,
+        });
+        // Let the other requests that are ready run up to this point, then check all at once.
+        tokio::task::yield_now().await;
+        self.run(queue);
+        // Our job was in the queue we just drained, or another thread drained it and answers
+        // within the same poll. A dropped answer is a refusal.
+        verdict.await.unwrap_or(false)
+    }
+
+    /// The decoded signature, when this check can join a batch: an EdDSA key, a signature of
+    /// the right form, batching not paused, and a tokio runtime to yield to.
+    fn batchable(&self, key: &VerifyingKey, signature: &str) -> Option<ed25519_dalek::Signature> {
+        key.ed25519()?;
+        if self.elapsed_ms() < self.paused_until_ms.load(Ordering::Relaxed) {
+            return None;
+        }
+        tokio::runtime::Handle::try_current().ok()?;
+        let mut bytes = [0u8; 64];
+        match URL_SAFE_NO_PAD.decode_slice(signature, &mut bytes) {
+            Ok(64) => Some(ed25519_dalek::Signature::from_bytes(&bytes)),
+            _ => None,
+        }
+    }
+
+    /// Takes every job queued in `queue` and answers them, batch by batch.
+    fn run(&self, queue: usize) {
+        let mut jobs = std::mem::take(&mut *lock(&self.queues[queue]));
+        while !jobs.is_empty() {
+            let rest = jobs.split_off(jobs.len().min(MAX_BATCH));
+            self.answer(jobs);
+            jobs = rest;
+        }
+    }
+
+    fn answer(&self, jobs: Vec<Job>) {
+        let verdicts: Vec<bool> = match jobs.as_slice() {
+            [job] => vec![job.verify_alone()],
+            _ if self.batch_holds(&jobs) => vec![true; jobs.len()],
+            _ => {
+                let until = self.elapsed_ms() + PAUSE_AFTER_FAILURE.as_millis() as u64;
+                self.paused_until_ms.fetch_max(until, Ordering::Relaxed);
+                tracing::debug!(
+                    batch = jobs.len(),
+                    "signature batch failed; checking one by one"
+                );
+                jobs.iter().map(Job::verify_alone).collect()
+            }
+        };
+        for (job, verdict) in jobs.into_iter().zip(verdicts) {
+            // The submitter may have gone (request cancelled): nobody to tell.
+            let _ = job.answer.send(verdict);
+        }
+    }
+
+    fn batch_holds(&self, jobs: &[Job]) -> bool {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.largest_batch.fetch_max(jobs.len(), Ordering::Relaxed);
+        let mut messages = Vec::with_capacity(jobs.len());
+        let mut signatures = Vec::with_capacity(jobs.len());
+        let mut keys = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let Some(key) = job.key.ed25519() else {
+                return false;
+            };
+            messages.push(job.signing_input());
+            signatures.push(job.signature);
+            keys.push(*key);
+        }
+        ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok()
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// (batches of two or more verified, largest batch).
+    #[cfg(test)]
+    pub(crate) fn stats(&self) -> (u64, usize) {
+        (
+            self.batches.load(Ordering::Relaxed),
+            self.largest_batch.load(Ordering::Relaxed),
+        )
+    }
+}
+
+fn lock(queue: &Mutex<Vec<Job>>) -> std::sync::MutexGuard<'_, Vec<Job>> {
+    // Nothing panics while the lock is held (push and take), so poisoning cannot happen; if it
+    // did, the queue itself is still consistent.
+    queue.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn queue_of_this_thread() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static QUEUE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % QUEUES;
+    }
+    QUEUE.with(|queue| *queue)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
+    use futures_util::future::join_all;
+
+    use super::*;
+
+    struct Signer {
+        pair: Ed25519KeyPair,
+        key: Arc<VerifyingKey>,
+    }
+
+    fn signer() -> Signer {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+        let jwk = serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "x": x }).to_string();
+        let raw = serde_json::value::RawValue::from_string(jwk).unwrap();
+        let key = Arc::new(VerifyingKey::from_jwk(&raw).unwrap());
+        Signer { pair, key }
+    }
+
+    impl Signer {
+        /// A signing input and its base64url signature.
+        fn sign(&self, n: usize) -> (String, String) {
+            let input = format!(
+                "eyJhbGciOiJFZERTQSJ9.{}",
+                URL_SAFE_NO_PAD.encode(format!("{{\"n\":{n}}}"))
+            );
+            let signature = URL_SAFE_NO_PAD.encode(self.pair.sign(input.as_bytes()));
+            (input, signature)
+        }
+    }
+
+    /// A signature with one bit flipped: well-formed, wrong.
+    fn corrupt(signature: &str) -> String {
+        let mut bytes = URL_SAFE_NO_PAD.decode(signature).unwrap();
+        bytes[5] ^= 1;
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    async fn verify_all(
+        batcher: &SignatureBatcher,
+        key: &Arc<VerifyingKey>,
+        cases: &[(String, String)],
+    ) -> Vec<bool> {
+        join_all(
+            cases
+                .iter()
+                .map(|(input, signature)| batcher.verify(key, input, signature)),
+        )
+        .await
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn concurrent_valid_signatures_are_verified_as_one_batch() {
+        let (signer, batcher) = (signer(), SignatureBatcher::default());
+        let cases: Vec<_> = (0..16).map(|n| signer.sign(n)).collect();
+        let verdicts = verify_all(&batcher, &signer.key, &cases).await;
+        assert_eq!(verdicts, vec![true; 16]);
+        assert_eq!(batcher.stats(), (1, 16));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_bad_signature_in_a_batch_rejects_only_its_own_request() {
+        let (signer, batcher) = (signer(), SignatureBatcher::default());
+        let mut cases: Vec<_> = (0..16).map(|n| signer.sign(n)).collect();
+        cases[7].1 = corrupt(&cases[7].1);
+        let verdicts = verify_all(&batcher, &signer.key, &cases).await;
+        let expected: Vec<bool> = (0..16).map(|n| n != 7).collect();
+        assert_eq!(verdicts, expected);
+        assert_eq!(batcher.stats(), (1, 16));
+
+        // Batching pauses after a failed batch: the next concurrent checks go one by one.
+        let cases: Vec<_> = (16..24).map(|n| signer.sign(n)).collect();
+        assert_eq!(
+            verify_all(&batcher, &signer.key, &cases).await,
+            vec![true; 8]
+        );
+        assert_eq!(batcher.stats(), (1, 16), "no batch while paused");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_signature_over_another_input_is_refused_in_a_batch() {
+        let (signer, batcher) = (signer(), SignatureBatcher::default());
+        let mut cases: Vec<_> = (0..8).map(|n| signer.sign(n)).collect();
+        // Swap two signatures: each is genuine, but over the other input.
+        let first = cases[0].1.clone();
+        cases[0].1 = cases[1].1.clone();
+        cases[1].1 = first;
+        let verdicts = verify_all(&batcher, &signer.key, &cases).await;
+        assert_eq!(
+            verdicts,
+            vec![false, false, true, true, true, true, true, true]
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_non_canonical_s_is_refused_in_a_batch() {
+        // S + L verifies under the group equation but is malleated (RFC 8032 §5.1.7: S < L).
+        const L: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let (signer, batcher) = (signer(), SignatureBatcher::default());
+        let mut cases: Vec<_> = (0..8).map(|n| signer.sign(n)).collect();
+        let mut bytes = URL_SAFE_NO_PAD.decode(&cases[3].1).unwrap();
+        let mut carry = 0u16;
+        for (byte, l) in bytes[32..].iter_mut().zip(L) {
+            let sum = u16::from(*byte) + u16::from(l) + carry;
+            *byte = sum as u8;
+            carry = sum >> 8;
+        }
+        assert_eq!(carry, 0, "S + L fits in 256 bits");
+        cases[3].1 = URL_SAFE_NO_PAD.encode(bytes);
+        let verdicts = verify_all(&batcher, &signer.key, &cases).await;
+        let expected: Vec<bool> = (0..8).map(|n| n != 3).collect();
+        assert_eq!(verdicts, expected);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_lone_request_is_verified_alone() {
+        let (signer, batcher) = (signer(), SignatureBatcher::default());
+        let (input, signature) = signer.sign(0);
+        assert!(batcher.verify(&signer.key, &input, &signature).await);
+        assert!(
+            !batcher
+                .verify(&signer.key, &input, &corrupt(&signature))
+                .await
+        );
+        assert_eq!(batcher.stats(), (0, 0), "no batch of one");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_cancelled_request_does_not_strand_the_others() {
+        let (signer, batcher) = (signer(), SignatureBatcher::default());
+        let cases: Vec<_> = (0..3).map(|n| signer.sign(n)).collect();
+        let mut context = Context::from_waker(Waker::noop());
+        // The first request queues its job, then its caller goes away.
+        {
+            let mut first = pin!(batcher.verify(&signer.key, &cases[0].0, &cases[0].1));
+            assert!(first.as_mut().poll(&mut context).is_pending());
+        }
+        let rest = verify_all(&batcher, &signer.key, &cases[1..]).await;
+        assert_eq!(rest, vec![true, true]);
+        assert_eq!(
+            batcher.stats(),
+            (1, 3),
+            "the orphaned job was checked with the rest"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn many_threads_get_every_verdict_right() {
+        let signer = Arc::new(signer());
+        let batcher = Arc::new(SignatureBatcher::default());
+        let tasks: Vec<_> = (0..256)
+            .map(|n| {
+                let (signer, batcher) = (signer.clone(), batcher.clone());
+                tokio::spawn(async move {
+                    let (input, signature) = signer.sign(n);
+                    // Every 64th is bad, so a few batches fail and pause batching.
+                    let signature = if n % 64 == 63 {
+                        corrupt(&signature)
+                    } else {
+                        signature
+                    };
+                    (n, batcher.verify(&signer.key, &input, &signature).await)
+                })
+            })
+            .collect();
+        for task in tasks {
+            let (n, verdict) = task.await.unwrap();
+            assert_eq!(verdict, n % 64 != 63, "request {n}");
+        }
+    }
+
+    #[test]
+    fn without_a_runtime_the_check_completes_at_once() {
+        let (signer, batcher) = (signer(), SignatureBatcher::default());
+        let (input, signature) = signer.sign(0);
+        let mut context = Context::from_waker(Waker::noop());
+        let mut check = pin!(batcher.verify(&signer.key, &input, &signature));
+        assert_eq!(check.as_mut().poll(&mut context), Poll::Ready(true));
+    }
+}
