@@ -133,17 +133,14 @@ fn rejection<B: Default>(verifier: &Verifier, error: &AuthError) -> Response<B> 
 
 /// The token of a lone `Authorization: Bearer <token>` header, without the syntax checks, or
 /// `None`: only good for a cache lookup, whose hits were fully checked before.
-fn cached_candidate(headers: &HeaderMap) -> Option<&str> {
+fn cached_candidate(headers: &HeaderMap) -> Option<&[u8]> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let value = values.next()?.as_bytes();
     if values.next().is_some() {
         return None;
     }
     let (scheme, token) = value.split_at_checked(7)?;
-    if !scheme.eq_ignore_ascii_case(b"bearer ") {
-        return None;
-    }
-    std::str::from_utf8(token).ok()
+    scheme.eq_ignore_ascii_case(b"bearer ").then_some(token)
 }
 
 /// The token of `Authorization: Bearer <token>` (RFC 6750 §2.1, RFC 7235 §2.1).

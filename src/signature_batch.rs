@@ -6,21 +6,30 @@
 //! (BENCHMARKS.md).
 //!
 //! A batch forms without a timer or a task of its own. A request queues its job and yields to
-//! the scheduler once; the first queued request to run again takes every job in its queue and
-//! verifies them together, answering each through its own channel. Requests that arrived
-//! meanwhile (other connections the scheduler polled) are in the batch; a lone request finds
-//! only its own job and is verified alone, as without batching. Queues are per thread, so the
-//! workers of a multi-thread runtime each batch their own requests; a job's owner always
-//! drains the queue it used, so no job waits for a thread that has moved on.
+//! the scheduler; the first queued request to run again takes up to [`MAX_BATCH`] jobs from
+//! its queue, oldest first, and verifies them together, answering each through its own
+//! channel. Requests that arrived meanwhile (other connections the scheduler polled) are in the
+//! batch; a lone request finds only its own job and is verified alone, as without batching. A
+//! request whose job is still queued yields again and takes the next batch, so one poll never
+//! does more than one batch of work. Queues are per thread, so the workers of a multi-thread
+//! runtime each batch their own requests; a job's owner always drains the queue it used, so no
+//! job waits for a thread that has moved on.
 //!
 //! Verdicts. A batch that passes accepts all its members. A batch that fails is checked again
 //! one signature at a time by the same code as unbatched verification, so a bad signature only
 //! ever rejects its own request; batching then pauses for [`PAUSE_AFTER_FAILURE`], so a stream
-//! of bad signatures costs what verifying them singly costs. The batch equation is the
-//! RFC 8032 §5.1.7 group equation with random coefficients (derived from all inputs): a batch
-//! containing a signature made without the private key passes with probability 2⁻¹²⁸. Where
-//! batch and single verification can disagree at all (an `R` with a small-order component),
-//! the signature was made with the private key: see SECURITY.md.
+//! of bad signatures costs what verifying them singly costs. Signatures that fail cheap checks
+//! (`S` ≥ L, a non-canonical `R` encoding) never join a batch.
+//!
+//! The batch equation is ed25519-dalek's: the cofactorless group equation of RFC 8032 §5.1.7
+//! summed with 128-bit coefficients that are derived from every input of the batch (a merlin
+//! transcript, not a random source). A batch holding a signature made without the private key
+//! passes with probability about 2⁻¹²⁸ per attempt, and changing any input changes every
+//! coefficient. Batch and single verification can still disagree on one kind of signature: an
+//! `R` with a small-order component passes a batch for some coefficients and never alone.
+//! Only the holder of the private key can make one (`R` is hashed into the signature), and keys
+//! with a small-order component are refused when loaded; SECURITY.md lists it as a residual
+//! risk.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -28,12 +37,13 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use curve25519_dalek::Scalar;
 use tokio::sync::oneshot;
 
 use crate::jwks::VerifyingKey;
 
-/// Beyond this, a batch is split: the largest share of the gain is reached by 16, and one
-/// batch holds up one worker for its whole length.
+/// Jobs in one batch, and so the work of one poll: the gain levels off by 16 (BENCHMARKS.md),
+/// and a batch holds up its worker for its whole length.
 const MAX_BATCH: usize = 32;
 
 /// How long batching stays off after a batch failed.
@@ -44,7 +54,8 @@ const QUEUES: usize = 16;
 
 /// One signature waiting for its batch.
 struct Job {
-    /// `signing input "." signature`, owned: the submitter may be gone by the time it runs.
+    /// `signing input "." signature`, owned: the submitter may be gone by the time it runs
+    /// (then the job stays queued until the next request on its thread takes it).
     token: Box<str>,
     /// Where the signature starts in `token`.
     signature_at: usize,
@@ -112,7 +123,7 @@ impl SignatureBatcher {
         token.push_str(signing_input);
         token.push('.');
         token.push_str(signature);
-        let (answer, verdict) = oneshot::channel();
+        let (answer, mut verdict) = oneshot::channel();
         let queue = queue_of_this_thread();
         lock(&self.queues[queue]).push(Job {
             token: token.into_boxed_str(),
@@ -121,42 +132,66 @@ impl SignatureBatcher {
             key: key.clone(),
             answer,
         });
-        // Let the other requests that are ready run up to this point, then check all at once.
-        tokio::task::yield_now().await;
-        self.run(queue);
-        // Our job was in the queue we just drained, or another thread drained it and answers
-        // within the same poll. A dropped answer is a refusal.
-        verdict.await.unwrap_or(false)
+        loop {
+            // Let the other requests that are ready run up to this point, then check a batch.
+            tokio::task::yield_now().await;
+            let took_jobs = self.run_one_batch(queue);
+            match verdict.try_recv() {
+                Ok(verdict) => return verdict,
+                // Our job is still queued behind a full batch: take the next one.
+                Err(oneshot::error::TryRecvError::Empty) if took_jobs => {}
+                // Another thread took our job and answers when its batch is done. A dropped
+                // answer is a refusal.
+                Err(oneshot::error::TryRecvError::Empty) => return verdict.await.unwrap_or(false),
+                Err(oneshot::error::TryRecvError::Closed) => return false,
+            }
+        }
     }
 
     /// The decoded signature, when this check can join a batch: an EdDSA key, a signature of
-    /// the right form, batching not paused, and a tokio runtime to yield to.
+    /// the right form with a canonical `S` and `R`, batching not paused, and a tokio runtime
+    /// to yield to. Anything else is checked alone, at once.
     fn batchable(&self, key: &VerifyingKey, signature: &str) -> Option<ed25519_dalek::Signature> {
         key.ed25519()?;
-        if self.elapsed_ms() < self.paused_until_ms.load(Ordering::Relaxed) {
+        if self.paused() {
             return None;
         }
         tokio::runtime::Handle::try_current().ok()?;
         let mut bytes = [0u8; 64];
-        match URL_SAFE_NO_PAD.decode_slice(signature, &mut bytes) {
-            Ok(64) => Some(ed25519_dalek::Signature::from_bytes(&bytes)),
-            _ => None,
+        if URL_SAFE_NO_PAD.decode_slice(signature, &mut bytes).ok()? != 64 {
+            return None;
         }
+        let (r, s) = bytes.split_at(32);
+        let s: [u8; 32] = s.try_into().ok()?;
+        let canonical_s = bool::from(Scalar::from_canonical_bytes(s).is_some());
+        (canonical_s && is_canonical_point_encoding(r))
+            .then(|| ed25519_dalek::Signature::from_bytes(&bytes))
     }
 
-    /// Takes every job queued in `queue` and answers them, batch by batch.
-    fn run(&self, queue: usize) {
-        let mut jobs = std::mem::take(&mut *lock(&self.queues[queue]));
-        while !jobs.is_empty() {
-            let rest = jobs.split_off(jobs.len().min(MAX_BATCH));
-            self.answer(jobs);
-            jobs = rest;
+    fn paused(&self) -> bool {
+        self.elapsed_ms() < self.paused_until_ms.load(Ordering::Relaxed)
+    }
+
+    /// Takes up to [`MAX_BATCH`] jobs from `queue`, oldest first, and answers them; `false`
+    /// when the queue was empty.
+    fn run_one_batch(&self, queue: usize) -> bool {
+        let jobs: Vec<Job> = {
+            let mut queued = lock(&self.queues[queue]);
+            let take = queued.len().min(MAX_BATCH);
+            queued.drain(..take).collect()
+        };
+        if jobs.is_empty() {
+            return false;
         }
+        self.answer(jobs);
+        true
     }
 
     fn answer(&self, jobs: Vec<Job>) {
         let verdicts: Vec<bool> = match jobs.as_slice() {
             [job] => vec![job.verify_alone()],
+            // Batching paused while these waited: check them one by one.
+            _ if self.paused() => jobs.iter().map(Job::verify_alone).collect(),
             _ if self.batch_holds(&jobs) => vec![true; jobs.len()],
             _ => {
                 let until = self.elapsed_ms() + PAUSE_AFTER_FAILURE.as_millis() as u64;
@@ -203,6 +238,28 @@ impl SignatureBatcher {
             self.largest_batch.load(Ordering::Relaxed),
         )
     }
+}
+
+/// Whether `bytes` is the one encoding of an Edwards point's `y` and sign that RFC 8032
+/// §5.1.3 decodes: `y` < p, and no sign bit on the two points with `x` = 0 (`y` = 1, `y` = p − 1).
+/// ed25519-dalek decodes other encodings too; aws-lc-rs, which checks single signatures, does not.
+fn is_canonical_point_encoding(bytes: &[u8]) -> bool {
+    let Ok(bytes) = <[u8; 32]>::try_from(bytes) else {
+        return false;
+    };
+    let sign = bytes[31] >> 7;
+    let mut y = bytes;
+    y[31] &= 0x7f;
+    // p = 2^255 − 19, little-endian: ed ff … ff 7f.
+    let mut p = [0xffu8; 32];
+    p[0] = 0xed;
+    p[31] = 0x7f;
+    let below_p = y.iter().rev().cmp(p.iter().rev()) == std::cmp::Ordering::Less;
+    let mut one = [0u8; 32];
+    one[0] = 1;
+    let mut p_minus_one = p;
+    p_minus_one[0] = 0xec;
+    below_p && !(sign == 1 && (y == one || y == p_minus_one))
 }
 
 fn lock(queue: &Mutex<Vec<Job>>) -> std::sync::MutexGuard<'_, Vec<Job>> {
@@ -399,6 +456,66 @@ mod tests {
             let (n, verdict) = task.await.unwrap();
             assert_eq!(verdict, n % 64 != 63, "request {n}");
         }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn more_concurrent_checks_than_a_batch_are_split_into_batches() {
+        let (signer, batcher) = (signer(), SignatureBatcher::default());
+        let cases: Vec<_> = (0..80).map(|n| signer.sign(n)).collect();
+        let verdicts = verify_all(&batcher, &signer.key, &cases).await;
+        assert_eq!(verdicts, vec![true; 80]);
+        assert_eq!(batcher.stats(), (3, MAX_BATCH), "32 + 32 + 16");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_non_canonical_r_never_joins_a_batch() {
+        let (signer, batcher) = (signer(), SignatureBatcher::default());
+        let mut cases: Vec<_> = (0..8).map(|n| signer.sign(n)).collect();
+        let mut bytes = URL_SAFE_NO_PAD.decode(&cases[2].1).unwrap();
+        // y = p: the non-canonical encoding of y = 0.
+        bytes[..32].copy_from_slice(&[0xff; 32]);
+        bytes[0] = 0xed;
+        bytes[31] = 0x7f;
+        cases[2].1 = URL_SAFE_NO_PAD.encode(bytes);
+        let verdicts = verify_all(&batcher, &signer.key, &cases).await;
+        let expected: Vec<bool> = (0..8).map(|n| n != 2).collect();
+        assert_eq!(verdicts, expected);
+        assert_eq!(batcher.stats(), (1, 7), "checked alone, the others batched");
+    }
+
+    #[test]
+    fn canonical_point_encodings_are_told_apart() {
+        let mut p = [0xffu8; 32];
+        p[0] = 0xed;
+        p[31] = 0x7f;
+        let with = |first: u8, last: u8| {
+            let mut bytes = p;
+            bytes[0] = first;
+            bytes[31] = last;
+            bytes
+        };
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        let mut negative_one = one;
+        negative_one[31] = 0x80;
+        assert!(is_canonical_point_encoding(&with(0xec, 0x7f)), "y = p - 1");
+        assert!(
+            !is_canonical_point_encoding(&with(0xec, 0xff)),
+            "x = 0 with a sign"
+        );
+        assert!(!is_canonical_point_encoding(&p), "y = p");
+        assert!(
+            !is_canonical_point_encoding(&with(0xff, 0xff)),
+            "y = 2^255 - 1"
+        );
+        assert!(is_canonical_point_encoding(&one), "y = 1");
+        assert!(
+            !is_canonical_point_encoding(&negative_one),
+            "y = 1 with a sign"
+        );
+        let point = curve25519_dalek::constants::ED25519_BASEPOINT_COMPRESSED;
+        assert!(is_canonical_point_encoding(point.as_bytes()));
+        assert!(!is_canonical_point_encoding(&[0u8; 31]), "short");
     }
 
     #[test]

@@ -44,15 +44,15 @@ struct EntryWeight {
     min_weight: u64,
 }
 
-impl Weighter<Box<str>, Entry> for EntryWeight {
-    fn weight(&self, token: &Box<str>, entry: &Entry) -> u64 {
+impl Weighter<Box<[u8]>, Entry> for EntryWeight {
+    fn weight(&self, token: &Box<[u8]>, entry: &Entry) -> u64 {
         let bytes = token.len() + entry.agent.claims_len() + ENTRY_OVERHEAD_BYTES;
         (bytes as u64).max(self.min_weight)
     }
 }
 
 pub(crate) struct TokenCache {
-    entries: Cache<Box<str>, Entry, EntryWeight, ahash::RandomState>,
+    entries: Cache<Box<[u8]>, Entry, EntryWeight, ahash::RandomState>,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -96,7 +96,7 @@ impl TokenCache {
 
     /// The agent of `token` if it verified before, is not expired at `now` (Unix seconds) and
     /// its key is still published (`key_epoch` unchanged).
-    pub(crate) fn get(&self, token: &str, now: i64, key_epoch: u64) -> Option<Agent> {
+    pub(crate) fn get(&self, token: &[u8], now: i64, key_epoch: u64) -> Option<Agent> {
         let entry = self.entries.get(token)?;
         if now < entry.valid_until && entry.key_epoch == key_epoch {
             Some(entry.agent)
@@ -114,7 +114,7 @@ impl TokenCache {
             valid_until: agent.expires_at().saturating_add(leeway_secs),
             key_epoch,
         };
-        self.entries.insert(token.into(), entry);
+        self.entries.insert(token.as_bytes().into(), entry);
     }
 
     /// (entries, weighted bytes).

@@ -78,7 +78,7 @@ struct Jws<'t> {
 impl Verifier {
     /// Verifies `token`, fetching keys if needed.
     pub(crate) async fn verify(&self, token: &str) -> Result<Agent, AuthError> {
-        match self.cached(token) {
+        match self.cached(token.as_bytes()) {
             Some(agent) => Ok(agent),
             None => self.verify_uncached(token).await,
         }
@@ -107,7 +107,7 @@ impl Verifier {
     /// Verifies `token` if that needs no I/O; `None` means "use [`verify`](Self::verify)".
     #[cfg(feature = "internals")]
     pub(crate) fn verify_now(&self, token: &str) -> Option<Result<Agent, AuthError>> {
-        match self.cached(token) {
+        match self.cached(token.as_bytes()) {
             Some(agent) => Some(Ok(agent)),
             None => self.verify_now_uncached(token),
         }
@@ -130,7 +130,8 @@ impl Verifier {
     }
 
     /// A token that verified before, still unexpired, whose key is still published.
-    pub(crate) fn cached(&self, token: &str) -> Option<Agent> {
+    /// Bytes, not `str`: the layer looks up the header value before any syntax check.
+    pub(crate) fn cached(&self, token: &[u8]) -> Option<Agent> {
         let tokens = self.tokens.as_ref()?;
         if token.len() > self.max_token_bytes {
             return None;

@@ -186,6 +186,11 @@ fn ed25519_key(x: Option<&str>) -> Result<KeyMaterial, KeyError> {
     if point.is_small_order() {
         return Err(KeyError::Weak("small-order Ed25519 point"));
     }
+    // A = a·B never has a small-order component; one that does can only be a crafted key, and
+    // it would let batched and single verification disagree (src/signature_batch.rs).
+    if !point.is_torsion_free() {
+        return Err(KeyError::Weak("Ed25519 point with a small-order component"));
+    }
     Ok((DecodingKey::from_ed_der(&bytes), bytes.into()))
 }
 
@@ -354,6 +359,30 @@ mod tests {
             Lookup::Unknown
         ));
         assert!(matches!(set.find(None, Algorithm::EdDSA), Lookup::Found(_)));
+    }
+
+    #[test]
+    fn an_ed25519_key_with_a_small_order_component_is_refused() {
+        use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+        let honest = ED25519_BASEPOINT_POINT * curve25519_dalek::Scalar::from(7u64);
+        let encode = |point: curve25519_dalek::EdwardsPoint| {
+            URL_SAFE_NO_PAD.encode(point.compress().as_bytes())
+        };
+        let jwk = |x: String| {
+            RawValue::from_string(format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{x}"}}"#)).unwrap()
+        };
+        assert!(VerifyingKey::from_jwk(&jwk(encode(honest))).is_ok());
+        for torsion in &EIGHT_TORSION[1..] {
+            let mixed = honest + torsion;
+            assert!(
+                matches!(
+                    VerifyingKey::from_jwk(&jwk(encode(mixed))),
+                    Err(KeyError::Weak(_))
+                ),
+                "mixed-order key accepted: {:?}",
+                VerifyingKey::from_jwk(&jwk(encode(mixed))).map(|_| ())
+            );
+        }
     }
 
     #[test]
