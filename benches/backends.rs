@@ -4,6 +4,10 @@
 //!   input with aws-lc-rs (the backend jsonwebtoken uses here) and with RustCrypto
 //!   (ed25519-dalek, p256, rsa: what jsonwebtoken's `rust_crypto` feature uses).
 //!
+//! * `ed25519_batch_of_32`: 32 signatures under one key, as the signature batch of concurrent
+//!   fresh tokens checks them: aws-lc-rs one by one, ed25519-dalek's `verify_batch`, and
+//!   ed25519-zebra's batch (which merges the terms of one key). Divide by 32 for a signature.
+//!
 //! Our own verification path against the bare signature is `benches/verify.rs`.
 //!
 //! `cargo bench --bench backends`; compare lines within one group (same run, same machine).
@@ -66,6 +70,63 @@ fn ed25519(c: &mut Criterion) {
                 .unwrap()
                 .verify_strict(black_box(message.as_bytes()), black_box(&dalek_signature))
                 .unwrap()
+        })
+    });
+    group.finish();
+}
+
+fn ed25519_batch(c: &mut Criterion) {
+    const N: usize = 32;
+    let pkcs8 = lc::Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+    let pair = lc::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let public: [u8; 32] = pair.public_key().as_ref().try_into().unwrap();
+    let messages: Vec<String> = (0..N)
+        .map(|i| signing_input("EdDSA", &format!("http://127.0.0.1:{}", 8000 + i)))
+        .collect();
+    let signatures: Vec<[u8; 64]> = messages
+        .iter()
+        .map(|m| pair.sign(m.as_bytes()).as_ref().try_into().unwrap())
+        .collect();
+    let dalek_key = ed25519_dalek::VerifyingKey::from_bytes(&public).unwrap();
+    let dalek_keys = vec![dalek_key; N];
+    let dalek_signatures: Vec<_> = signatures
+        .iter()
+        .map(ed25519_dalek::Signature::from_bytes)
+        .collect();
+    let message_bytes: Vec<&[u8]> = messages.iter().map(|m| m.as_bytes()).collect();
+    let zebra_key = ed25519_zebra::VerificationKeyBytes::from(public);
+
+    let mut group = c.benchmark_group("ed25519_batch_of_32");
+    group.bench_function("aws_lc_rs_one_by_one", |b| {
+        b.iter(|| {
+            for (message, signature) in message_bytes.iter().zip(&signatures) {
+                lc::UnparsedPublicKey::new(&lc::ED25519, black_box(&public))
+                    .verify(message, signature)
+                    .unwrap();
+            }
+        })
+    });
+    group.bench_function("dalek_verify_batch", |b| {
+        b.iter(|| {
+            ed25519_dalek::verify_batch(
+                black_box(&message_bytes),
+                black_box(&dalek_signatures),
+                &dalek_keys,
+            )
+            .unwrap()
+        })
+    });
+    group.bench_function("zebra_batch", |b| {
+        b.iter(|| {
+            let mut batch = ed25519_zebra::batch::Verifier::new();
+            for (message, signature) in message_bytes.iter().zip(&signatures) {
+                batch.queue((
+                    zebra_key,
+                    ed25519_zebra::Signature::from_bytes(signature),
+                    black_box(*message),
+                ));
+            }
+            batch.verify(rand_core::OsRng).unwrap()
         })
     });
     group.finish();
@@ -156,5 +217,5 @@ fn rs256(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, ed25519, es256, rs256);
+criterion_group!(benches, ed25519, ed25519_batch, es256, rs256);
 criterion_main!(benches);

@@ -26,8 +26,8 @@ pub(crate) struct VerifyingKey {
     key: DecodingKey,
     /// The public key material, to tell whether a refreshed set still holds this key.
     material: Box<[u8]>,
-    /// EdDSA keys only: the decompressed point, for batch verification.
-    ed25519: Option<ed25519_dalek::VerifyingKey>,
+    /// EdDSA keys only: the key as the batch verifier takes it.
+    ed25519: Option<ed25519_zebra::VerificationKeyBytes>,
 }
 
 impl std::fmt::Debug for VerifyingKey {
@@ -44,9 +44,9 @@ impl VerifyingKey {
         self.alg
     }
 
-    /// The key as ed25519-dalek needs it for a batch; `None` for other algorithms.
-    pub(crate) fn ed25519(&self) -> Option<&ed25519_dalek::VerifyingKey> {
-        self.ed25519.as_ref()
+    /// The key as the batch verifier takes it; `None` for other algorithms.
+    pub(crate) fn ed25519(&self) -> Option<ed25519_zebra::VerificationKeyBytes> {
+        self.ed25519
     }
 
     /// Checks `signature` (base64url, as in the token) over `signing_input`.
@@ -147,11 +147,10 @@ impl VerifyingKey {
             }
         }
         let ed25519 = match alg {
-            // The point was checked when it was decoded; a failure here would be a bug, and
-            // then the key simply verifies without batching.
+            // 32 bytes, checked in `ed25519_key`: a canonical, torsion-free point.
             Algorithm::EdDSA => <[u8; 32]>::try_from(&*material)
                 .ok()
-                .and_then(|bytes| ed25519_dalek::VerifyingKey::from_bytes(&bytes).ok()),
+                .map(ed25519_zebra::VerificationKeyBytes::from),
             _ => None,
         };
         Ok(VerifyingKey {
