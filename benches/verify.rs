@@ -154,8 +154,25 @@ fn verify(c: &mut Criterion) {
     group.bench_function("cached", |b| {
         b.iter(|| verify_now(&cached, black_box(&token)))
     });
+    // 32 fresh tokens verified concurrently on one thread: one signature batch (cache off, so
+    // every iteration verifies them again). Divide by 32 for a token.
+    let tokens: Vec<String> = (0..BATCH).map(|jti| issuer.token(0, jti + 1).1).collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    group.bench_function("cold_batch_of_32", |b| {
+        b.iter(|| {
+            let verdicts = runtime.block_on(futures_util::future::join_all(
+                tokens.iter().map(|token| cold.verify(black_box(token))),
+            ));
+            assert!(verdicts.iter().all(Result::is_ok));
+        })
+    });
     group.finish();
 }
+
+/// Fresh tokens verified together in `verify/cold_batch_of_32`.
+const BATCH: usize = 32;
 
 fn scaling_keys(c: &mut Criterion) {
     let mut group = c.benchmark_group("scaling_keys");
@@ -318,6 +335,14 @@ fn ratios() {
         cold / 1000.0
     );
     println!("| cold / bare | {:.3} | ≤ 1.1 |", cold / bare);
+    if let Some(batch) = median_ns("verify", "cold_batch_of_32") {
+        let per_token = batch / BATCH as f64;
+        println!(
+            "| cold verify in a batch of {BATCH} concurrent fresh tokens, per token | {:.2} µs | |",
+            per_token / 1000.0
+        );
+        println!("| batched per token / bare | {:.3} | |", per_token / bare);
+    }
     println!("| cached verify | {cached:.0} ns | ≤ 500 ns |");
     println!("| cold / cached | {:.0} | ≥ 75 |", cold / cached);
     for keys in ["1", "10", "100", "1000"] {

@@ -14,7 +14,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
+use serde::de::{
+    self, DeserializeSeed as _, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 
 use crate::agent::{Agent, AgentInner};
 use crate::algorithm::{Algorithm, AlgorithmSet};
@@ -161,13 +163,11 @@ impl Verifier {
             return Err(InvalidToken::Malformed.into());
         }
 
-        let header_json = decode_object(header)?;
-        // A full parse first: the typed pass below skips unknown members without checking
-        // their nesting depth or UTF-8, and a header we cannot read in full is refused.
-        serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&header_json)
-            .map_err(|_| InvalidToken::Malformed)?;
-        let header: Header<'_> =
-            serde_json::from_slice(&header_json).map_err(|_| InvalidToken::Malformed)?;
+        // The whole header is parsed (a header we cannot read in full is refused), then the
+        // members we act on are read from it.
+        let header_json =
+            parse_object(&decode_object(header)?).map_err(|_| InvalidToken::Malformed)?;
+        let header = Header::deserialize(&header_json).map_err(|_| InvalidToken::Malformed)?;
         let alg = Algorithm::from_name(&header.alg)
             .filter(|alg| self.algorithms.contains(*alg))
             .ok_or(InvalidToken::UnsupportedAlgorithm)?;
@@ -199,14 +199,18 @@ impl Verifier {
             return Err(InvalidToken::BadSignature.into());
         }
 
+        // The handler sees every claim, so all are parsed, in full: a token whose claims
+        // cannot be represented whole (invalid UTF-8, nesting past serde_json's limit,
+        // duplicate members) is refused rather than handed over partially.
         let raw_claims = decode_object(jws.payload)?;
-        let claims: Claims<'_> = serde_json::from_slice(&raw_claims).map_err(|error| {
+        let claims_json = parse_object(&raw_claims).map_err(|error| {
             if error.is_data() {
                 InvalidToken::InvalidClaim
             } else {
                 InvalidToken::Malformed
             }
         })?;
+        let claims = Claims::deserialize(&claims_json).map_err(|_| InvalidToken::InvalidClaim)?;
         let (Some(iss), Some(sub), Some(aud), Some(exp)) =
             (&claims.iss, &claims.sub, &claims.aud, claims.exp)
         else {
@@ -235,13 +239,7 @@ impl Verifier {
             return Err(InvalidToken::NotAnAgent.into());
         }
 
-        // The handler sees every claim. Parse them all now, so a token whose claims cannot be
-        // represented in full (invalid UTF-8 or nesting past serde_json's limit inside members
-        // the typed pass skipped) is refused rather than handed over partially.
-        let all_claims: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&raw_claims).map_err(|_| InvalidToken::Malformed)?;
-
-        Ok(Agent::new(AgentInner {
+        let mut agent = AgentInner {
             id: (**sub).into(),
             scope: claims.scope.as_deref().unwrap_or_default().into(),
             client_id: claims.client_id.as_deref().map(Into::into),
@@ -251,9 +249,89 @@ impl Verifier {
             expires_at: exp,
             issued_at: claims.iat,
             claims_len: raw_claims.len(),
-            claims: all_claims,
+            claims: serde_json::Map::new(),
             challenge: self.challenge.clone(),
-        }))
+        };
+        // `parse_object` only returns objects; anything else would be refused, not unwrapped.
+        let serde_json::Value::Object(all_claims) = claims_json else {
+            return Err(InvalidToken::Malformed.into());
+        };
+        agent.claims = all_claims;
+        Ok(Agent::new(agent))
+    }
+}
+
+/// A JSON document parsed in full, refusing duplicate member names at every level (RFC 7515
+/// §5.2 and RFC 7519 §4 allow refusing them; keeping the last one would let two readers of
+/// the same token disagree). serde_json's own limits hold: UTF-8, nesting depth 128, no
+/// trailing characters. Duplicates are data errors, everything else syntax errors.
+fn parse_object(json: &[u8]) -> Result<serde_json::Value, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    let value = StrictValue.deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(value)
+}
+
+/// Builds a [`serde_json::Value`] like its own `Deserialize`, but refuses duplicate members.
+#[derive(Clone, Copy)]
+struct StrictValue;
+
+impl<'de> de::DeserializeSeed<'de> for StrictValue {
+    type Value = serde_json::Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrictValue {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JSON without duplicate member names")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(value) = seq.next_element_seed(self)? {
+            values.push(value);
+        }
+        Ok(serde_json::Value::Array(values))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut members = serde_json::Map::new();
+        while let Some(name) = map.next_key::<String>()? {
+            let value = map.next_value_seed(self)?;
+            match members.entry(name) {
+                serde_json::map::Entry::Vacant(entry) => {
+                    entry.insert(value);
+                }
+                serde_json::map::Entry::Occupied(_) => {
+                    return Err(de::Error::custom("duplicate member name"));
+                }
+            }
+        }
+        Ok(serde_json::Value::Object(members))
     }
 }
 
@@ -308,8 +386,8 @@ fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error>
     IgnoredAny::deserialize(deserializer).map(|_| true)
 }
 
-/// The claims we check. Duplicate members are rejected by serde; unknown ones are kept only in
-/// the raw bytes handed to [`Agent::claims`].
+/// The claims we check, read from the parsed claims set (which refused duplicates); all of
+/// them, unknown ones included, go to [`Agent::claims`].
 #[derive(Deserialize)]
 struct Claims<'a> {
     #[serde(default, borrow)]
@@ -435,6 +513,22 @@ mod tests {
         assert!(decode_object("eyJhIjoxfR").is_err()); // non-zero trailing bits
         assert!(decode_object("eyJh Ijoxf").is_err()); // whitespace
         assert!(decode_object("WzFd").is_err()); // [1]
+    }
+
+    #[test]
+    fn objects_are_parsed_in_full_and_duplicates_refused_at_every_level() {
+        let parsed = parse_object(br#"{"a":{"b":[1,{"c":null}]},"d":"\u00e9"}"#).unwrap();
+        assert_eq!(parsed["a"]["b"][1]["c"], serde_json::Value::Null);
+        assert_eq!(parsed["d"], "\u{e9}");
+        let duplicate = |json: &str| parse_object(json.as_bytes()).unwrap_err().is_data();
+        assert!(duplicate(r#"{"a":1,"a":1}"#));
+        assert!(duplicate(r#"{"x":{"a":1,"a":2}}"#));
+        assert!(duplicate(r#"{"x":[{"a":1,"a":2}]}"#));
+        let syntax = |json: &[u8]| parse_object(json).unwrap_err().is_syntax();
+        assert!(syntax(br#"{"a":1} x"#), "trailing characters");
+        assert!(syntax(b"{\"a\":\"\xff\"}"), "invalid UTF-8");
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(200), "]".repeat(200));
+        assert!(syntax(deep.as_bytes()), "nesting past the limit");
     }
 
     #[test]
