@@ -1,7 +1,7 @@
 //! The verified caller handed to handlers.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
 
@@ -23,10 +23,11 @@ pub(crate) struct AgentInner {
     pub(crate) audience: Box<str>,
     pub(crate) expires_at: i64,
     pub(crate) issued_at: Option<i64>,
-    /// Every claim, as verified.
-    pub(crate) claims: Map<String, Value>,
-    /// Size of the claims JSON, for the token cache's byte bound.
-    pub(crate) claims_len: usize,
+    /// The claims set as signed: valid JSON, at most 128 deep, no duplicate members (checked
+    /// by the verifier with serde_json's own limits, so parsing it again cannot fail).
+    pub(crate) claims_json: Box<str>,
+    /// `claims_json` parsed, on first use: most handlers never ask.
+    pub(crate) claims: OnceLock<Map<String, Value>>,
     /// How rejections further down (scope guards) must be phrased.
     pub(crate) challenge: Arc<Challenge>,
 }
@@ -88,14 +89,18 @@ impl Agent {
         self.0.issued_at
     }
 
-    /// Every claim of the token, as JSON.
+    /// Every claim of the token, as JSON (parsed on the first call, then kept).
     pub fn claims(&self) -> &Map<String, Value> {
-        &self.0.claims
+        self.0.claims.get_or_init(|| {
+            // The verifier parsed this exact text with the same parser and limits; an empty
+            // map here would mean a bug, never a partial view of a token.
+            serde_json::from_str(&self.0.claims_json).unwrap_or_default()
+        })
     }
 
     /// Size of the claims JSON, for the token cache's byte bound.
     pub(crate) fn claims_len(&self) -> usize {
-        self.0.claims_len
+        self.0.claims_json.len()
     }
 
     pub(crate) fn challenge(&self) -> &Challenge {

@@ -13,9 +13,10 @@ use quick_cache::{OptionsBuilder, Weighter};
 
 use crate::agent::Agent;
 
-/// Bytes an entry costs beyond its token and claims: the `Agent` allocation, its boxed
-/// fields (the claims map above all), and the cache's bookkeeping (measured by `benches/verify.rs`: 2,501 bytes per entry for a 549-byte token, so about 1,570 beyond the token and the claims JSON, rounded
-/// up).
+/// Bytes an entry costs beyond its token and claims JSON: the `Agent` allocation, its boxed
+/// fields and the cache's bookkeeping come to about 450 (`benches/verify.rs` measures 1,329
+/// bytes per entry for a 549-byte token), and the claims map that `Agent::claims` builds on
+/// first use to about 1,100 more. Entries are weighed as if every handler asked for it.
 const ENTRY_OVERHEAD_BYTES: usize = 1600;
 
 /// A shard never holds less than this many bytes, so that one large entry always fits.

@@ -199,18 +199,20 @@ impl Verifier {
             return Err(InvalidToken::BadSignature.into());
         }
 
-        // The handler sees every claim, so all are parsed, in full: a token whose claims
-        // cannot be represented whole (invalid UTF-8, nesting past serde_json's limit,
+        // The handler can see every claim, so the whole claims set is checked first: a token
+        // whose claims cannot be read whole (invalid UTF-8, nesting past serde_json's limit,
         // duplicate members) is refused rather than handed over partially.
         let raw_claims = decode_object(jws.payload)?;
-        let claims_json = parse_object(&raw_claims).map_err(|error| {
+        let claims_error = |error: serde_json::Error| {
             if error.is_data() {
                 InvalidToken::InvalidClaim
             } else {
                 InvalidToken::Malformed
             }
-        })?;
-        let claims = Claims::deserialize(&claims_json).map_err(|_| InvalidToken::InvalidClaim)?;
+        };
+        let claims_json = std::str::from_utf8(&raw_claims).map_err(|_| InvalidToken::Malformed)?;
+        check_object(claims_json).map_err(claims_error)?;
+        let claims: Claims<'_> = serde_json::from_str(claims_json).map_err(claims_error)?;
         let (Some(iss), Some(sub), Some(aud), Some(exp)) =
             (&claims.iss, &claims.sub, &claims.aud, claims.exp)
         else {
@@ -239,7 +241,7 @@ impl Verifier {
             return Err(InvalidToken::NotAnAgent.into());
         }
 
-        let mut agent = AgentInner {
+        Ok(Agent::new(AgentInner {
             id: (**sub).into(),
             scope: claims.scope.as_deref().unwrap_or_default().into(),
             client_id: claims.client_id.as_deref().map(Into::into),
@@ -248,16 +250,10 @@ impl Verifier {
             audience: (**audience).into(),
             expires_at: exp,
             issued_at: claims.iat,
-            claims_len: raw_claims.len(),
-            claims: serde_json::Map::new(),
+            claims_json: claims_json.into(),
+            claims: std::sync::OnceLock::new(),
             challenge: self.challenge.clone(),
-        };
-        // `parse_object` only returns objects; anything else would be refused, not unwrapped.
-        let serde_json::Value::Object(all_claims) = claims_json else {
-            return Err(InvalidToken::Malformed.into());
-        };
-        agent.claims = all_claims;
-        Ok(Agent::new(agent))
+        }))
     }
 }
 
@@ -270,6 +266,94 @@ fn parse_object(json: &[u8]) -> Result<serde_json::Value, serde_json::Error> {
     let value = StrictValue.deserialize(&mut deserializer)?;
     deserializer.end()?;
     Ok(value)
+}
+
+/// Checks a JSON document as [`parse_object`] would, without building it: the same limits,
+/// the same errors, no allocation beyond member names that hold escapes. For the claims set,
+/// which is read again by the typed pass and parsed in full only if the handler asks.
+fn check_object(json: &str) -> Result<(), serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    StrictCheck.deserialize(&mut deserializer)?;
+    deserializer.end()
+}
+
+/// [`StrictValue`] without the value: walks every member, refusing duplicates.
+#[derive(Clone, Copy)]
+struct StrictCheck;
+
+impl<'de> de::DeserializeSeed<'de> for StrictCheck {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrictCheck {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JSON without duplicate member names")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(self)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        // Signed claims sets are small, and headers never come here: a list is enough.
+        let mut names: Vec<Cow<'de, str>> = Vec::new();
+        while let Some(name) = map.next_key_seed(MemberName)? {
+            if names.contains(&name) {
+                return Err(de::Error::custom("duplicate member name"));
+            }
+            names.push(name);
+            map.next_value_seed(self)?;
+        }
+        Ok(())
+    }
+}
+
+/// A member name, borrowed from the document unless it holds escapes.
+struct MemberName;
+
+impl<'de> de::DeserializeSeed<'de> for MemberName {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MemberName {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member name")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
 }
 
 /// Builds a [`serde_json::Value`] like its own `Deserialize`, but refuses duplicate members.
@@ -529,6 +613,25 @@ mod tests {
         assert!(syntax(b"{\"a\":\"\xff\"}"), "invalid UTF-8");
         let deep = format!("{{\"a\":{}1{}}}", "[".repeat(200), "]".repeat(200));
         assert!(syntax(deep.as_bytes()), "nesting past the limit");
+
+        // The check without the value gives the same verdict and kind of error.
+        let samples = [
+            r#"{"a":{"b":[1,{"c":null}]},"d":"\u00e9","e":1e300,"f":-0.5,"g":true}"#,
+            r#"{"a":1,"a":1}"#,
+            r#"{"x":[{"a":1,"a":2}]}"#,
+            r#"{"\u0061":1,"a":2}"#,
+            r#"{"a":1} x"#,
+            r#"{"a":1e400}"#,
+            r#"{"a":"\ud800"}"#,
+            &deep,
+        ];
+        for sample in samples {
+            let (checked, parsed) = (check_object(sample), parse_object(sample.as_bytes()));
+            assert_eq!(checked.is_ok(), parsed.is_ok(), "{sample}");
+            if let (Err(checked), Err(parsed)) = (checked, parsed) {
+                assert_eq!(checked.classify(), parsed.classify(), "{sample}");
+            }
+        }
     }
 
     #[test]
