@@ -92,9 +92,13 @@ impl Agent {
     /// Every claim of the token, as JSON (parsed on the first call, then kept).
     pub fn claims(&self) -> &Map<String, Value> {
         self.0.claims.get_or_init(|| {
-            // The verifier parsed this exact text with the same parser and limits; an empty
-            // map here would mean a bug, never a partial view of a token.
-            serde_json::from_str(&self.0.claims_json).unwrap_or_default()
+            // The verifier checked this exact text with `check_object`, whose visitor accepts
+            // exactly what `parse_object`'s does (same walk, same limits; a unit test holds
+            // them together), after `decode_object` found an object at the top.
+            match crate::verify::parse_object(self.0.claims_json.as_bytes()) {
+                Ok(Value::Object(claims)) => claims,
+                _ => unreachable!("claims checked by the verifier no longer parse"),
+            }
         })
     }
 

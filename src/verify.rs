@@ -7,6 +7,7 @@
 //! `x5c` headers are never read. Claims are parsed only after the signature verified.
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -261,7 +262,7 @@ impl Verifier {
 /// §5.2 and RFC 7519 §4 allow refusing them; keeping the last one would let two readers of
 /// the same token disagree). serde_json's own limits hold: UTF-8, nesting depth 128, no
 /// trailing characters. Duplicates are data errors, everything else syntax errors.
-fn parse_object(json: &[u8]) -> Result<serde_json::Value, serde_json::Error> {
+pub(crate) fn parse_object(json: &[u8]) -> Result<serde_json::Value, serde_json::Error> {
     let mut deserializer = serde_json::Deserializer::from_slice(json);
     let value = StrictValue.deserialize(&mut deserializer)?;
     deserializer.end()?;
@@ -318,13 +319,12 @@ impl<'de> Visitor<'de> for StrictCheck {
         Ok(())
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        // Signed claims sets are small, and headers never come here: a list is enough.
-        let mut names: Vec<Cow<'de, str>> = Vec::new();
+        // A set, not a list: `max_token_bytes` has no ceiling, and a list would be quadratic.
+        let mut names: BTreeSet<Cow<'de, str>> = BTreeSet::new();
         while let Some(name) = map.next_key_seed(MemberName)? {
-            if names.contains(&name) {
+            if !names.insert(name) {
                 return Err(de::Error::custom("duplicate member name"));
             }
-            names.push(name);
             map.next_value_seed(self)?;
         }
         Ok(())
@@ -496,10 +496,31 @@ struct Claims<'a> {
     dat: Option<Dat<'a>>,
 }
 
-#[derive(Deserialize)]
+/// `dat`: an object (a derived struct would also take an array, read by position).
 struct Dat<'a> {
-    #[serde(default, borrow, rename = "type")]
     kind: Option<Cow<'a, str>>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Dat<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Members<'a> {
+            #[serde(default, borrow, rename = "type")]
+            kind: Option<Cow<'a, str>>,
+        }
+        struct ObjectOnly;
+        impl<'de> Visitor<'de> for ObjectOnly {
+            type Value = Dat<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let members = Members::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(Dat { kind: members.kind })
+            }
+        }
+        deserializer.deserialize_map(ObjectOnly)
+    }
 }
 
 /// `aud`: one string or an array of strings (RFC 7519 §4.1.3).
@@ -621,6 +642,8 @@ mod tests {
             r#"{"x":[{"a":1,"a":2}]}"#,
             r#"{"\u0061":1,"a":2}"#,
             r#"{"a":1} x"#,
+            r#"{"x":{"$serde_json::private::RawValue":1}}"#,
+            r#"{"x":{"$serde_json::private::RawValue":"{\"a\":1,\"a\":2}"}}"#,
             r#"{"a":1e400}"#,
             r#"{"a":"\ud800"}"#,
             &deep,
@@ -632,6 +655,21 @@ mod tests {
                 assert_eq!(checked.classify(), parsed.classify(), "{sample}");
             }
         }
+    }
+
+    #[test]
+    fn dat_must_be_an_object() {
+        fn kind(json: &str) -> Result<Option<String>, serde_json::Error> {
+            serde_json::from_str::<Claims<'_>>(json)
+                .map(|c| c.dat.and_then(|d| d.kind).map(Cow::into_owned))
+        }
+        assert_eq!(
+            kind(r#"{"dat":{"type":"agent"}}"#).unwrap().as_deref(),
+            Some("agent")
+        );
+        assert!(kind(r#"{"dat":["agent"]}"#).unwrap_err().is_data());
+        assert!(kind(r#"{"dat":"agent"}"#).unwrap_err().is_data());
+        assert!(kind(r#"{"dat":{"type":"agent","type":"user"}}"#).is_err());
     }
 
     #[test]
