@@ -19,9 +19,11 @@ use mio::{Events, Interest, Poll, Token};
 /// What one run measured.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Run {
+    /// Responses per second during the run (not counting the drain after it).
     pub rps: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// Every response read, the ones in flight at the end included.
     pub requests: u64,
     pub non_2xx: u64,
 }
@@ -54,6 +56,8 @@ struct Connection {
     written: usize,
     sent_at: Instant,
     buffer: Vec<u8>,
+    /// A request is out and its response not yet read.
+    in_flight: bool,
 }
 
 /// Drives `connections` keep-alive connections to `addr` for `duration`, sending `requests`
@@ -87,6 +91,7 @@ pub fn run(addr: SocketAddr, requests: &[Vec<u8>], connections: usize, duration:
                 written: 0,
                 sent_at: Instant::now(),
                 buffer: Vec::with_capacity(4096),
+                in_flight: true,
             }
         })
         .collect();
@@ -99,7 +104,20 @@ pub fn run(addr: SocketAddr, requests: &[Vec<u8>], connections: usize, duration:
         write_some(conn, requests);
     }
     let mut scratch = [0u8; 16 * 1024];
-    while Instant::now() < deadline {
+    let (mut in_window, mut window) = (0u64, None);
+    // After the deadline no request is sent, and the ones in flight are read to the end: the
+    // server then has answered exactly `requests` (which its own counters can be held to).
+    let drain_limit = deadline + Duration::from_secs(10);
+    while conns.iter().any(|conn| conn.in_flight) {
+        let now = Instant::now();
+        if window.is_none() && now >= deadline {
+            window = Some(now - start);
+            in_window = done;
+        }
+        assert!(
+            now < drain_limit,
+            "responses still missing 10 s after the run"
+        );
         poll.poll(&mut events, Some(Duration::ZERO)).expect("poll");
         for event in events.iter() {
             let conn = &mut conns[event.token().0];
@@ -124,14 +142,21 @@ pub fn run(addr: SocketAddr, requests: &[Vec<u8>], connections: usize, duration:
                 non_2xx += u64::from(!(200..400).contains(&status));
                 let elapsed = conn.sent_at.elapsed().as_nanos();
                 latencies.push(u32::try_from(elapsed).unwrap_or(u32::MAX));
-                conn.request = take();
-                conn.written = 0;
-                conn.sent_at = Instant::now();
-                write_some(conn, requests);
+                conn.in_flight = window.is_none();
+                if conn.in_flight {
+                    conn.request = take();
+                    conn.written = 0;
+                    conn.sent_at = Instant::now();
+                    write_some(conn, requests);
+                }
             }
         }
     }
-    let secs = start.elapsed().as_secs_f64();
+    let (in_window, window) = match window {
+        Some(window) => (in_window, window),
+        None => (done, start.elapsed()),
+    };
+    let secs = window.as_secs_f64();
     latencies.sort_unstable();
     let percentile = |p: f64| -> f64 {
         if latencies.is_empty() {
@@ -141,7 +166,7 @@ pub fn run(addr: SocketAddr, requests: &[Vec<u8>], connections: usize, duration:
         f64::from(latencies[index]) / 1e6
     };
     Run {
-        rps: done as f64 / secs,
+        rps: in_window as f64 / secs,
         p50_ms: percentile(0.50),
         p99_ms: percentile(0.99),
         requests: done,
