@@ -95,7 +95,7 @@ impl Agent {
             // The verifier checked this exact text with `check_object`, whose visitor accepts
             // exactly what `parse_object`'s does (same walk, same limits; a unit test holds
             // them together), after `decode_object` found an object at the top.
-            match crate::verify::parse_object(self.0.claims_json.as_bytes()) {
+            match crate::strict_json::parse_object(self.0.claims_json.as_bytes()) {
                 Ok(Value::Object(claims)) => claims,
                 _ => unreachable!("claims checked by the verifier no longer parse"),
             }

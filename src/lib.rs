@@ -56,6 +56,7 @@
 mod agent;
 mod algorithm;
 mod challenge;
+mod clock;
 mod config;
 mod error;
 mod jwks;
@@ -63,6 +64,7 @@ mod layer;
 mod metadata;
 mod scopes;
 mod signature_batch;
+mod strict_json;
 mod token_cache;
 mod verify;
 

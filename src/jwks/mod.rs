@@ -157,7 +157,7 @@ impl JwksCache {
             generation: 1,
             refresh_at: now + year,
             usable_until: Some(now + year),
-            usable_until_unix: crate::verify::unix_now() + year.as_secs() as i64,
+            usable_until_unix: crate::clock::unix_now() + year.as_secs() as i64,
             revocation_epoch: 0,
         }));
         // An on-demand fetch "just happened" and the cooldown is a year: unknown kids are
@@ -312,7 +312,7 @@ impl JwksCache {
         let refresh_at = now + ttl - ttl / 10;
         let usable_for = ttl.max(self.config.max_stale);
         let usable_until = Some(now + usable_for);
-        let usable_until_unix = crate::verify::unix_now()
+        let usable_until_unix = crate::clock::unix_now()
             .saturating_add(i64::try_from(usable_for.as_secs()).unwrap_or(i64::MAX));
         let next = match keys {
             Some(keys) => {
