@@ -312,8 +312,13 @@ mod tests {
 
     /// A signature with one bit flipped: well-formed, wrong.
     fn corrupt(signature: &str) -> String {
+        edit(signature, |bytes| bytes[5] ^= 1)
+    }
+
+    /// `signature` (base64url) with its bytes changed by `change`.
+    fn edit(signature: &str, change: impl FnOnce(&mut [u8])) -> String {
         let mut bytes = URL_SAFE_NO_PAD.decode(signature).unwrap();
-        bytes[5] ^= 1;
+        change(&mut bytes);
         URL_SAFE_NO_PAD.encode(bytes)
     }
 
@@ -382,15 +387,15 @@ mod tests {
         ];
         let (signer, batcher) = (signer(), SignatureBatcher::default());
         let mut cases: Vec<_> = (0..8).map(|n| signer.sign(n)).collect();
-        let mut bytes = URL_SAFE_NO_PAD.decode(&cases[3].1).unwrap();
-        let mut carry = 0u16;
-        for (byte, l) in bytes[32..].iter_mut().zip(L) {
-            let sum = u16::from(*byte) + u16::from(l) + carry;
-            *byte = sum as u8;
-            carry = sum >> 8;
-        }
-        assert_eq!(carry, 0, "S + L fits in 256 bits");
-        cases[3].1 = URL_SAFE_NO_PAD.encode(bytes);
+        cases[3].1 = edit(&cases[3].1, |bytes| {
+            let mut carry = 0u16;
+            for (byte, l) in bytes[32..].iter_mut().zip(L) {
+                let sum = u16::from(*byte) + u16::from(l) + carry;
+                *byte = sum as u8;
+                carry = sum >> 8;
+            }
+            assert_eq!(carry, 0, "S + L fits in 256 bits");
+        });
         let verdicts = verify_all(&batcher, &signer.key, &cases).await;
         let expected: Vec<bool> = (0..8).map(|n| n != 3).collect();
         assert_eq!(verdicts, expected);
@@ -466,12 +471,12 @@ mod tests {
     async fn a_non_canonical_r_never_joins_a_batch() {
         let (signer, batcher) = (signer(), SignatureBatcher::default());
         let mut cases: Vec<_> = (0..8).map(|n| signer.sign(n)).collect();
-        let mut bytes = URL_SAFE_NO_PAD.decode(&cases[2].1).unwrap();
         // y = p: the non-canonical encoding of y = 0.
-        bytes[..32].copy_from_slice(&[0xff; 32]);
-        bytes[0] = 0xed;
-        bytes[31] = 0x7f;
-        cases[2].1 = URL_SAFE_NO_PAD.encode(bytes);
+        cases[2].1 = edit(&cases[2].1, |bytes| {
+            bytes[..32].copy_from_slice(&[0xff; 32]);
+            bytes[0] = 0xed;
+            bytes[31] = 0x7f;
+        });
         let verdicts = verify_all(&batcher, &signer.key, &cases).await;
         let expected: Vec<bool> = (0..8).map(|n| n != 2).collect();
         assert_eq!(verdicts, expected);

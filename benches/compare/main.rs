@@ -54,14 +54,20 @@ struct Bench {
     client_core: usize,
 }
 
+/// Requests rendered for one server.
+struct Workload {
+    addr: SocketAddr,
+    requests: Vec<Vec<u8>>,
+}
+
 impl Bench {
     /// [`load::run`] with 32 connections on the client core.
-    fn load(&self, requests: &[Vec<u8>]) -> Run {
-        self.load_for(requests, Duration::from_secs(self.secs))
+    fn load(&self, workload: &Workload) -> Run {
+        self.load_for(workload, Duration::from_secs(self.secs))
     }
 
-    fn load_for(&self, requests: &[Vec<u8>], duration: Duration) -> Run {
-        let addr = target(&requests[0]);
+    fn load_for(&self, workload: &Workload, duration: Duration) -> Run {
+        let (addr, requests) = (workload.addr, &workload.requests);
         let core = self.client_core;
         std::thread::scope(|scope| {
             scope
@@ -73,13 +79,6 @@ impl Bench {
                 .unwrap()
         })
     }
-}
-
-/// The `Host` of a rendered request.
-fn target(request: &[u8]) -> SocketAddr {
-    let text = std::str::from_utf8(request).unwrap();
-    let host = text.split("\r\nHost: ").nth(1).unwrap();
-    host[..host.find("\r\n").unwrap()].parse().unwrap()
 }
 
 /// The socket address of an `http://host:port` base URL.
@@ -285,20 +284,24 @@ fn main() {
     });
 
     let (a1, a2) = (addr_of(&s1), addr_of(&s2));
-    let reused_on = |addr, path| vec![load::get(addr, path, Some(&reused))];
-    let fresh_on = |addr, path, round: usize| -> Vec<Vec<u8>> {
-        fresh[round]
+    let reused_on = |addr, path| Workload {
+        addr,
+        requests: vec![load::get(addr, path, Some(&reused))],
+    };
+    let fresh_on = |addr, path, round: usize| Workload {
+        addr,
+        requests: fresh[round]
             .iter()
             .map(|token| load::get(addr, path, Some(token)))
-            .collect()
+            .collect(),
     };
     // Warm-up: key fetches and connection setup outside the measured runs.
-    for requests in [
+    for workload in [
         reused_on(a1, "/ours"),
         reused_on(a1, "/decode"),
         reused_on(a2, "/jwt-authorizer"),
     ] {
-        let run = bench.load_for(&requests, Duration::from_millis(500));
+        let run = bench.load_for(&workload, Duration::from_millis(500));
         assert_eq!(run.non_2xx, 0, "the warm-up was refused");
     }
 
@@ -451,9 +454,13 @@ fn main() {
             secret.expose()
         ),
     );
-    let hello3 = bench.load(&[load::get(a3, "/hello", None)]);
-    let sign_only = bench.load(&[load::post_form(a3, "/sign", "")]);
-    let token_endpoint = bench.load(&[token_request]);
+    let on_issuer = |request| Workload {
+        addr: a3,
+        requests: vec![request],
+    };
+    let hello3 = bench.load(&on_issuer(load::get(a3, "/hello", None)));
+    let sign_only = bench.load(&on_issuer(load::post_form(a3, "/sign", "")));
+    let token_endpoint = bench.load(&on_issuer(token_request));
     assert_eq!(
         token_endpoint.non_2xx, 0,
         "token endpoint refused valid credentials"
