@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent_auth::issuer::{
-    AdminClient, AdminKey, AgentStatus, CreateAgent, CreateMembership, EventQuery, EventType,
-    Issuer, Secret, SqliteStore,
+    ActorKind, AdminClient, AdminKey, AgentStatus, CreateAgent, CreateMembership, Database,
+    EventQuery, EventType, Issuer, MemberType, Secret,
 };
 use reqwest::StatusCode;
 
@@ -206,11 +206,10 @@ async fn main() {
     let key = AdminKey::generate().or_fail("generating an admin key");
     let dir = tempfile::tempdir().or_fail("temporary directory");
     let db = dir.path().join("issuer.db");
-    let store = SqliteStore::open(&db).await.or_fail("opening SQLite");
     let issuer = Issuer::builder()
         .issuer_url(&issuer_url)
         .admin_key(key.clone())
-        .store(Arc::new(store))
+        .database(Database::Sqlite(db.clone()))
         .build()
         .await
         .or_fail("building the issuer");
@@ -401,7 +400,7 @@ async fn main() {
         .await
         .or_fail("add member");
     check(
-        member.member_type == "agent",
+        member.member_type == MemberType::Agent,
         "the membership comes back with member_type \"agent\"",
     );
     let members = admin
@@ -528,7 +527,7 @@ async fn main() {
     check(
         events.data[2..6]
             .iter()
-            .filter(|e| e.actor.kind == "agent")
+            .filter(|e| e.actor.kind == ActorKind::Agent)
             .count()
             == 2,
         "self-service changes name the agent as actor",

@@ -773,7 +773,7 @@ async fn every_mutation_writes_its_event_newest_first() {
     assert_eq!(all.next_cursor, None);
     for e in &all.data {
         assert!(is_id(&e.id, "evt_"), "{}", e.id);
-        assert_eq!(e.actor.kind, "admin");
+        assert_eq!(e.actor.kind, agent_auth::issuer::ActorKind::Admin);
         assert_eq!(e.actor.id, issuer.admin_key().id());
     }
     assert_eq!(all.data[1].agent_id.as_deref(), Some(b.id.as_str()));

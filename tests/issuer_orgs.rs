@@ -120,7 +120,10 @@ async fn organization_and_membership_lifecycle() {
         .await
         .unwrap();
     assert_eq!(deleted.data.len(), 1);
-    assert_eq!(deleted.data[0].actor.kind, "admin");
+    assert_eq!(
+        deleted.data[0].actor.kind,
+        agent_auth::issuer::ActorKind::Admin
+    );
 }
 
 #[tokio::test]

@@ -165,10 +165,10 @@ async fn rotation_stops_every_old_secret_at_once_and_old_tokens_live_on() {
     assert!(
         removed
             .iter()
-            .all(|e| e.actor.kind == "agent" && e.actor.id == agent.id)
+            .all(|e| e.actor.kind == agent_auth::issuer::ActorKind::Agent && e.actor.id == agent.id)
     );
     assert_eq!(ev.data[0].kind, EventType::VerifierAdded);
-    assert_eq!(ev.data[0].actor.kind, "agent");
+    assert_eq!(ev.data[0].actor.kind, agent_auth::issuer::ActorKind::Agent);
     assert!(
         !ev.data[0]
             .data
@@ -215,7 +215,11 @@ async fn deactivate_and_reactivate_self() {
         .await
         .unwrap();
     assert_eq!(ev.data.len(), 2);
-    assert!(ev.data.iter().all(|e| e.actor.kind == "agent"));
+    assert!(
+        ev.data
+            .iter()
+            .all(|e| e.actor.kind == agent_auth::issuer::ActorKind::Agent)
+    );
     // The admin cannot set "deactivated" (only the agent deactivates itself).
     let r = admin(
         &issuer,
@@ -308,6 +312,6 @@ async fn delete_self() {
         })
         .await
         .unwrap();
-    assert_eq!(ev.data[0].actor.kind, "agent");
+    assert_eq!(ev.data[0].actor.kind, agent_auth::issuer::ActorKind::Agent);
     assert_eq!(ev.data[0].actor.id, agent.id);
 }

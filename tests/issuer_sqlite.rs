@@ -6,12 +6,12 @@ mod issuer_support;
 
 use std::net::SocketAddr;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
 use agent_auth::AgentAuth;
 use agent_auth::issuer::{
-    CreateAgent, CreateMembership, EventQuery, EventType, SqliteStore, Store, TestIssuer,
+    AdminKey, CreateAgent, CreateMembership, Database, EventQuery, EventType, Issuer, IssuerError,
+    TestIssuer,
 };
 use issuer_support::*;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -19,15 +19,25 @@ use tokio::time::timeout;
 
 const API: &str = "https://api.example.com";
 
-async fn sqlite(path: &std::path::Path) -> Arc<dyn Store> {
-    Arc::new(SqliteStore::open(path).await.unwrap())
+fn sqlite(path: &std::path::Path) -> Database {
+    Database::Sqlite(path.to_path_buf())
+}
+
+/// Opens the database at `path` the way the issuer does (creating, tightening, migrating it).
+async fn open(path: &std::path::Path) -> Result<Issuer, IssuerError> {
+    Issuer::builder()
+        .issuer_url("http://127.0.0.1:9")
+        .admin_key(AdminKey::new("admin", "admin-secret-0123456789abcdef0123"))
+        .database(sqlite(path))
+        .build()
+        .await
 }
 
 #[tokio::test]
 async fn state_and_signing_keys_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("issuer.db");
-    let issuer = TestIssuer::start_on("127.0.0.1:0".parse().unwrap(), sqlite(&db).await).await;
+    let issuer = TestIssuer::start_on("127.0.0.1:0".parse().unwrap(), sqlite(&db)).await;
     let addr = issuer.addr();
     let agent = issuer.provision("bot", &["tickets:read"]).await.unwrap();
     let org = issuer.admin().create_organization("Acme").await.unwrap();
@@ -59,7 +69,7 @@ async fn state_and_signing_keys_survive_a_restart() {
     issuer.admin().reactivate(&agent.id).await.unwrap();
     issuer.shutdown().await;
 
-    let issuer = TestIssuer::start_on(addr, sqlite(&db).await).await;
+    let issuer = TestIssuer::start_on(addr, sqlite(&db)).await;
     assert_eq!(issuer.url(), format!("http://{addr}"));
     // Keys: same signing key, the rotated-out key still published.
     assert_eq!(issuer.issuer().signing_kid(), kid);
@@ -101,10 +111,16 @@ async fn state_and_signing_keys_survive_a_restart() {
     issuer.shutdown().await;
 
     // The webhook queue survived too (two agent.updated messages for the unreachable URL).
-    let store = SqliteStore::open(&db).await.unwrap();
-    let due = store.due_deliveries(i64::MAX, 10).await.unwrap();
-    assert_eq!(due.len(), 2);
-    assert!(due.iter().all(|d| d.webhook_id == hooks[0].id));
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let queued: Vec<String> = conn
+        .prepare("SELECT webhook_id FROM deliveries")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(queued.len(), 2);
+    assert!(queued.iter().all(|id| *id == hooks[0].id));
 }
 
 #[cfg(unix)]
@@ -113,7 +129,7 @@ async fn the_database_file_is_private() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("issuer.db");
-    let issuer = TestIssuer::start_on("127.0.0.1:0".parse().unwrap(), sqlite(&db).await).await;
+    let issuer = TestIssuer::start_on("127.0.0.1:0".parse().unwrap(), sqlite(&db)).await;
     issuer.provision("bot", &[]).await.unwrap();
     for name in ["issuer.db", "issuer.db-wal"] {
         let mode = std::fs::metadata(dir.path().join(name))
@@ -125,7 +141,7 @@ async fn the_database_file_is_private() {
     // An existing, too-open file is tightened.
     issuer.shutdown().await;
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let _store = SqliteStore::open(&db).await.unwrap();
+    open(&db).await.unwrap();
     let mode = std::fs::metadata(&db).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
 }
@@ -134,10 +150,10 @@ async fn the_database_file_is_private() {
 async fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("issuer.db");
-    drop(SqliteStore::open(&db).await.unwrap());
+    open(&db).await.unwrap();
     let conn = rusqlite_free_set_version(&db);
     assert!(conn);
-    let err = SqliteStore::open(&db).await.unwrap_err();
+    let err = open(&db).await.unwrap_err();
     assert!(err.to_string().contains("newer"), "{err}");
 }
 
@@ -274,7 +290,7 @@ async fn queued_webhook_messages_are_delivered_after_a_restart() {
     let probe = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hook_addr = probe.local_addr().unwrap();
     drop(probe);
-    let issuer = TestIssuer::start_on("127.0.0.1:0".parse().unwrap(), sqlite(&db).await).await;
+    let issuer = TestIssuer::start_on("127.0.0.1:0".parse().unwrap(), sqlite(&db)).await;
     let addr = issuer.addr();
     issuer
         .admin()
@@ -298,7 +314,7 @@ async fn queued_webhook_messages_are_delivered_after_a_restart() {
     );
     let listener = tokio::net::TcpListener::bind(hook_addr).await.unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let issuer = TestIssuer::start_on(addr, sqlite(&db).await).await;
+    let issuer = TestIssuer::start_on(addr, sqlite(&db)).await;
     let body = timeout(Duration::from_secs(10), rx.recv())
         .await
         .unwrap()

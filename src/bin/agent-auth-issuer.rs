@@ -14,9 +14,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use std::sync::Arc;
-
-use agent_auth::issuer::{AdminKey, Issuer, MemoryStore, SqliteStore, Store};
+use agent_auth::issuer::{AdminKey, Database, Issuer};
 use clap::{ArgGroup, Parser};
 
 /// The database file when neither `--db` nor `--in-memory` is given.
@@ -79,6 +77,18 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// `e: cause: cause…` on one line.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut line = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        line.push_str(": ");
+        line.push_str(&c.to_string());
+        cause = c.source();
+    }
+    line
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -90,17 +100,10 @@ async fn main() -> ExitCode {
         .init();
     let args = Args::parse();
 
-    let store: Arc<dyn Store> = if args.in_memory {
-        Arc::new(MemoryStore::new())
+    let database = if args.in_memory {
+        Database::InMemory
     } else {
-        let path = args.db.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DB));
-        match SqliteStore::open(&path).await {
-            Ok(store) => Arc::new(store),
-            Err(e) => {
-                eprintln!("error: cannot open the database {}: {e}", path.display());
-                return ExitCode::FAILURE;
-            }
-        }
+        Database::Sqlite(args.db.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DB)))
     };
 
     let (key, generated) = match admin_key_from_env() {
@@ -123,13 +126,13 @@ async fn main() -> ExitCode {
     let issuer = match Issuer::builder()
         .issuer_url(issuer_url)
         .admin_key(key.clone())
-        .store(store)
+        .database(database)
         .build()
         .await
     {
         Ok(issuer) => issuer,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", with_causes(&e));
             return ExitCode::FAILURE;
         }
     };

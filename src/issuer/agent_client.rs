@@ -4,8 +4,8 @@ use reqwest::Method;
 
 use super::api::{AgentUsage, CreatedSecret, Data};
 use super::client::{AdminClient, ClientError};
+use super::model::AgentRecord;
 use super::secrets::Secret;
-use super::store::AgentRecord;
 
 /// Calls the self-service endpoints with an agent's access token (get one with
 /// `resource` = the issuer URL). Build it with [`AdminClient::as_agent`]. `Debug` redacts the

@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::model::{AgentRecord, AgentStatus, VerifierKind, VerifierRecord};
 use super::secrets::Secret;
-use super::store::{AgentRecord, AgentStatus, VerifierKind, VerifierRecord};
 
 /// `POST /v1/agents` body. Only `name` is required.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,9 +12,9 @@ use super::api::{
     CreateAgent, CreateMembership, CreateOrganization, CreateVerifier, CreateWebhook, CreatedAgent,
     CreatedSecret, CreatedWebhook, Data, ListPage, RotatedKey, TokenResponse, UpdateAgent,
 };
-use super::records::{MembershipRecord, OrganizationRecord, WebhookRecord};
+use super::model::{AgentRecord, EventRecord, EventType, VerifierKind, VerifierRecord};
+use super::model::{MembershipRecord, OrganizationRecord, WebhookRecord};
 use super::secrets::{AdminKey, Secret};
-use super::store::{AgentRecord, EventRecord, EventType, VerifierKind, VerifierRecord};
 
 /// Errors of [`AdminClient`] calls. None of them contains a secret or a token.
 #[derive(Debug, thiserror::Error)]

@@ -1,4 +1,5 @@
-//! The webhook delivery task: drains the outbox the store fills together with each audit event.
+//! The webhook delivery task: drains the outbox that the registry fills together with each
+//! audit event.
 //!
 //! At-least-once: a message leaves the queue only after a `2xx` answer (or after
 //! [`MAX_DELIVERY_ATTEMPTS`]); a crash between the POST and that bookkeeping sends it again,
@@ -15,8 +16,9 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::clock::Clock;
-use super::records::{DeliveryOutcome, MAX_DELIVERY_ATTEMPTS, PendingDelivery};
-use super::store::Store;
+use super::registry::{DeliveryOutcome, MAX_DELIVERY_ATTEMPTS};
+use super::state::Shared;
+use super::storage::PendingDelivery;
 
 /// Messages fetched per round.
 const BATCH: usize = 32;
@@ -53,12 +55,10 @@ impl RetryPolicy {
 }
 
 /// Runs the delivery loop forever.
-pub(crate) async fn run(
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
-    wake: Arc<Notify>,
-    retry: RetryPolicy,
-) {
+pub(crate) async fn run(shared: Arc<Shared>, retry: RetryPolicy) {
+    let registry = &shared.registry;
+    let clock = registry.clock();
+    let wake: &Notify = registry.outbox();
     let http = match reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
@@ -73,8 +73,7 @@ pub(crate) async fn run(
         }
     };
     loop {
-        let now = clock.now_ms();
-        let due = match store.due_deliveries(now, BATCH).await {
+        let due = match registry.due_deliveries(BATCH).await {
             Ok(due) => due,
             Err(e) => {
                 tracing::error!(error = %e, "webhook queue could not be read");
@@ -83,11 +82,11 @@ pub(crate) async fn run(
         };
         let full = due.len() == BATCH;
         let attempts = due.into_iter().map(|d| {
-            let (http, store, clock) = (http.clone(), Arc::clone(&store), Arc::clone(&clock));
+            let http = http.clone();
             async move {
                 let id = d.id;
-                let outcome = attempt(&http, &*clock, &d, retry).await;
-                if let Err(e) = store.finish_delivery(id, outcome).await {
+                let outcome = attempt(&http, &**clock, &d, retry).await;
+                if let Err(e) = registry.finish_delivery(id, outcome).await {
                     tracing::error!(error = %e, "webhook delivery outcome not recorded");
                 }
             }
@@ -96,7 +95,7 @@ pub(crate) async fn run(
         if full {
             continue;
         }
-        let wait = match store.next_delivery_at().await {
+        let wait = match registry.next_delivery_at().await {
             Ok(Some(at)) => {
                 let ms = at.saturating_sub(clock.now_ms()).max(0);
                 Duration::from_millis(u64::try_from(ms).unwrap_or(0)).min(IDLE_POLL)

@@ -11,9 +11,32 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::client::ClientError;
 use super::keys::KeyError;
+use super::registry::{Object, RuleError};
 use super::secrets::RandomError;
-use super::store::StoreError;
+use super::storage::StorageError;
+
+/// What is wrong with a configured issuer URL.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssuerUrlError {
+    /// None was configured.
+    #[error("no issuer URL configured")]
+    Missing,
+    /// Not a URL.
+    #[error(transparent)]
+    Unparsable(#[from] url::ParseError),
+    /// Not `http` or `https`.
+    #[error("the scheme must be http or https")]
+    Scheme,
+    /// It has a query or a fragment.
+    #[error("no query or fragment allowed")]
+    QueryOrFragment,
+    /// It has a user name or password.
+    #[error("no user info allowed")]
+    UserInfo,
+}
 
 /// Why the issuer could not be built or served.
 #[derive(Debug, thiserror::Error)]
@@ -21,16 +44,16 @@ use super::store::StoreError;
 pub enum IssuerError {
     /// The issuer URL is not an absolute `http`/`https` URL without query or fragment.
     #[error("invalid issuer URL: {0}")]
-    InvalidIssuerUrl(String),
+    InvalidIssuerUrl(#[source] IssuerUrlError),
     /// No admin key was configured.
     #[error("no admin key configured")]
     MissingAdminKey,
     /// The admin key id or secret is empty or contains `:` / control characters.
     #[error("invalid admin key: {0}")]
     InvalidAdminKey(&'static str),
-    /// The store failed.
+    /// The database could not be opened or failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Storage(#[from] StorageError),
     /// Signing keys could not be loaded or generated.
     #[error(transparent)]
     Key(#[from] KeyError),
@@ -41,8 +64,19 @@ pub enum IssuerError {
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
     /// The admin client could not be built.
-    #[error("HTTP client: {0}")]
-    Client(String),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+impl IssuerError {
+    /// A rule failure outside a request (only storage and randomness can fail there).
+    pub(crate) fn from_rule(e: RuleError) -> Self {
+        match e {
+            RuleError::Storage(e) => Self::Storage(e),
+            RuleError::Random(e) => Self::Random(e),
+            other => Self::Storage(StorageError::backend(other)),
+        }
+    }
 }
 
 /// A management API error: `{"error": {"code": …, "message": …}}`.
@@ -129,19 +163,32 @@ impl ApiError {
             "internal error",
         )
     }
+}
 
-    /// Maps a store error; `what` names the missing object for `NotFound`.
-    pub(crate) fn from_store(err: StoreError, what: &'static str) -> Self {
+impl From<RuleError> for ApiError {
+    fn from(err: RuleError) -> Self {
+        let message = err.to_string();
         match err {
-            StoreError::NotFound => Self::not_found(what),
-            StoreError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
-            StoreError::LimitExceeded(m) => Self::new(StatusCode::CONFLICT, "limit_exceeded", m),
-            StoreError::Invalid(m) => Self::validation(m),
-            StoreError::InvalidCursor => Self::bad_request("invalid cursor"),
-            StoreError::Backend(e) => {
-                tracing::error!(error = %e, "issuer store failed");
+            RuleError::NotFound(Object::Membership) => Self::not_found("membership"),
+            RuleError::NotFound(o) => Self::not_found(o.name()),
+            RuleError::ExternalIdTaken
+            | RuleError::AlreadyMember
+            | RuleError::WrongStatus { .. } => Self::new(StatusCode::CONFLICT, "conflict", message),
+            RuleError::TooManyVerifiers | RuleError::TooManyWebhooks => {
+                Self::new(StatusCode::CONFLICT, "limit_exceeded", message)
+            }
+            RuleError::ReasonRequired
+            | RuleError::ReasonWithoutSuspension
+            | RuleError::ReasonOnActiveAgent => Self::validation(message),
+            RuleError::SuspendedByAdmin => {
+                Self::new(StatusCode::FORBIDDEN, "agent_suspended", message)
+            }
+            RuleError::Storage(StorageError::InvalidCursor) => Self::bad_request("invalid cursor"),
+            RuleError::Storage(e) => {
+                tracing::error!(error = %e, "issuer storage failed");
                 Self::internal()
             }
+            RuleError::Random(e) => e.into(),
         }
     }
 }

@@ -17,11 +17,14 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::secrets::SecretHash;
-use super::store::StoredSigningKey;
+use super::storage::StoredSigningKey;
 
 /// How long a key stays in the JWKS after a newer key replaced it: the token lifetime (300 s)
 /// plus a 60 s margin for clock skew and verifier leeway.
-pub const RETIRED_KEY_PUBLISHED_MS: i64 = (super::token::TOKEN_LIFETIME_SECS + 60) * 1000;
+pub const RETIRED_KEY_PUBLISHED_MS: i64 = (TOKEN_LIFETIME_SECS + 60) * 1000;
+
+/// Lifetime of every access token, in seconds (fixed by design).
+pub const TOKEN_LIFETIME_SECS: i64 = 300;
 
 /// Signing-key failures.
 #[derive(Debug, thiserror::Error)]

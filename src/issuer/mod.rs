@@ -50,35 +50,34 @@
 //! # Running it
 //!
 //! The `agent-auth-issuer` binary serves it (`--listen`, `--issuer-url`, `--db PATH` — SQLite,
-//! the default — or `--in-memory`); in a program, build an [`Issuer`] (with a [`SqliteStore`]
-//! for durability) and [`Issuer::serve`] it, or mount [`Issuer::router`] and run
-//! [`Issuer::spawn_background`] (usage-counter flushes, webhook deliveries) yourself.
+//! the default — or `--in-memory`, SQLite in memory: the same code); in a program, build an
+//! [`Issuer`] (with [`Database::Sqlite`] for durability) and [`Issuer::serve`] it, or mount
+//! [`Issuer::router`] and run [`Issuer::spawn_background`] (usage-counter flushes, webhook
+//! deliveries) yourself.
 //!
 //! # Webhooks
 //!
-//! Every audit event is also queued, in the same store transaction, for each webhook endpoint
-//! subscribed to its type (the outbox); a background task delivers it per the Standard Webhooks
-//! specification, retrying with exponential backoff ([`RetryPolicy`]), at least once, without
-//! ever delaying the API call. Receivers check deliveries with [`crate::webhooks::verify`].
+//! Every audit event is also queued, in the same transaction as the change, for each webhook
+//! endpoint subscribed to its type (the outbox); a background task delivers it per the Standard
+//! Webhooks specification, retrying with exponential backoff ([`RetryPolicy`]), at least once,
+//! without ever delaying the API call. Receivers check deliveries with
+//! [`crate::webhooks::verify`].
 //!
-//! # Module map
+//! # Module map (each module imports only those below it)
 //!
-//! - `store` — the async [`Store`] trait and its records; `records` — organizations,
-//!   memberships, webhooks, the outbox, shared patch logic; `memory` — [`MemoryStore`];
-//!   `sqlite` — [`SqliteStore`].
-//! - `delivery` — the webhook delivery task.
+//! - `testing` — [`TestIssuer`] and [`TokenSpec`]; `client` — [`AdminClient`];
+//!   `agent_client` — [`AgentClient`]; `api` — request/response wire types they share.
+//! - `routes` — the router and one module per endpoint family, the token endpoint included;
+//!   `routes::extract` — every HTTP extraction helper (Basic credentials, bounded bodies).
+//! - `state` — what the handlers share; `delivery` — the webhook delivery task.
+//! - `registry` — **the rules**: authentication, limits, events, cascades, self-service.
+//! - `storage` — keeps and reads, decides nothing: the `Tx` interface, SQLite under it.
 //! - `keys` — Ed25519 signing keys, JWS signing, the JWKS document.
-//! - `token` — `POST /token`.
-//! - `routes` — router, admin guard, management handlers (agents, organizations, events,
-//!   webhooks, keys), self-service (`me`), discovery endpoints.
-//! - `api` — request/response wire types shared with [`AdminClient`] (`client`) and
-//!   [`AgentClient`] (`agent_client`).
-//! - `secrets` — CSPRNG ids and secrets, SHA-256 verifiers, constant-time compare, [`AdminKey`].
-//! - `validate` — input bounds; `errors` — error types and wire shapes; `clock` — [`Clock`].
-//! - `testing` — [`TestIssuer`] and [`TokenSpec`].
+//! - `model` — the records; `validate` — input bounds; `errors` — error types and wire
+//!   shapes; `secrets` — CSPRNG ids and secrets, SHA-256, [`AdminKey`]; `clock` — [`Clock`].
 //!
 //! Several replicas on one database are not supported yet: a key rotation is seen by the other
-//! replicas only when they restart (the store is shared, the in-memory key ring is not).
+//! replicas only when they restart (the database is shared, the in-memory key ring is not).
 
 mod agent_client;
 mod api;
@@ -87,21 +86,19 @@ mod clock;
 mod delivery;
 mod errors;
 mod keys;
-mod memory;
-mod records;
+mod model;
+mod registry;
 mod routes;
 mod secrets;
-mod sqlite;
-mod store;
+mod state;
+mod storage;
 mod testing;
-mod token;
 mod validate;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
 use tokio::net::TcpListener;
 
 pub use agent_client::AgentClient;
@@ -113,71 +110,32 @@ pub use api::{
 pub use client::{AdminClient, ClientError, EventQuery};
 pub use clock::{Clock, OffsetClock, SystemClock};
 pub use delivery::RetryPolicy;
-pub use errors::IssuerError;
-pub use keys::{KeyError, RETIRED_KEY_PUBLISHED_MS};
-pub use memory::{DEFAULT_MAX_EVENTS, MemoryStore};
-pub use records::{
-    DeliveryOutcome, MAX_DELIVERY_ATTEMPTS, MAX_WEBHOOKS, MembershipRecord, OrganizationRecord,
-    PendingDelivery, WebhookKey, WebhookRecord, apply_patch, webhook_payload,
+pub use errors::{IssuerError, IssuerUrlError};
+pub use keys::{KeyError, RETIRED_KEY_PUBLISHED_MS, TOKEN_LIFETIME_SECS};
+pub use model::{
+    Actor, ActorKind, AgentRecord, AgentStatus, CredentialInfo, EventRecord, EventType, MemberType,
+    MembershipRecord, OrganizationRecord, VerifierKind, VerifierRecord, VerifierStatus,
+    WebhookRecord,
 };
+pub use registry::{MAX_DELIVERY_ATTEMPTS, MAX_VERIFIERS_PER_AGENT, MAX_WEBHOOKS};
 pub use routes::webhooks::MAX_WEBHOOK_URL_LEN;
-pub use secrets::{AdminKey, RandomError, SECRET_LEN, Secret, SecretHash};
-pub use sqlite::{MIGRATIONS, SqliteStore};
-pub use store::{
-    Actor, AgentPatch, AgentRecord, AgentStatus, Change, ClientGrant, CreateOutcome,
-    CredentialInfo, EventFilter, EventRecord, EventType, MAX_VERIFIERS_PER_AGENT, Page,
-    PageRequest, Store, StoreError, StoredSigningKey, VerifierKind, VerifierRecord, VerifierStatus,
-};
+pub use secrets::{AdminKey, RandomError, SECRET_LEN, Secret};
+pub use storage::{Database, StorageError};
 pub use testing::{TestAgent, TestIssuer, TokenSpec};
-pub use token::TOKEN_LIFETIME_SECS;
 pub use validate::{
     DEFAULT_PAGE_LIMIT, MAX_BODY_BYTES, MAX_DESCRIPTION_CHARS, MAX_EXPIRES_IN_SECS,
     MAX_EXTERNAL_ID_CHARS, MAX_LABEL_CHARS, MAX_NAME_CHARS, MAX_PAGE_LIMIT, MAX_REASON_CHARS,
     MAX_RESOURCE_LEN, MAX_SCOPE_LEN, MAX_SCOPES, is_scope_token,
 };
 
-use errors::ApiError;
 use keys::{KeyRing, SigningKey};
-use secrets::{AdminVerifier, new_id};
+use registry::Registry;
+use state::Shared;
+use storage::Storage;
 
-/// How often buffered usage counters are written to the store (the durability window of the
+/// How often buffered usage counters are written to storage (the durability window of the
 /// counters on a crash).
 pub const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// State shared by every handler.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) issuer_url: String,
-    pub(crate) token_endpoint: String,
-    pub(crate) jwks_uri: String,
-    pub(crate) store: Arc<dyn Store>,
-    pub(crate) keys: KeyRing,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) admin: AdminVerifier,
-    pub(crate) metadata: Bytes,
-    /// Wakes the webhook delivery task after a mutation.
-    pub(crate) outbox: Arc<tokio::sync::Notify>,
-    /// Webhook retry schedule.
-    pub(crate) retry: RetryPolicy,
-    /// The middleware guarding self-service: the agent's token for the audience "this issuer".
-    pub(crate) self_auth: crate::AgentAuth,
-}
-
-impl Shared {
-    /// The context of an admin mutation at `now`.
-    pub(crate) fn change(&self, now: i64) -> Result<Change, ApiError> {
-        self.change_by(now, Actor::admin(self.admin.id()))
-    }
-
-    /// The context of a mutation by `actor` at `now`.
-    pub(crate) fn change_by(&self, now: i64, actor: Actor) -> Result<Change, ApiError> {
-        Ok(Change {
-            event_id: new_id("evt_")?,
-            at: now,
-            actor,
-        })
-    }
-}
 
 /// Configures an [`Issuer`]. Required: [`issuer_url`](Self::issuer_url) and
 /// [`admin_key`](Self::admin_key).
@@ -185,7 +143,7 @@ impl Shared {
 pub struct IssuerBuilder {
     issuer_url: Option<String>,
     admin_key: Option<AdminKey>,
-    store: Option<Arc<dyn Store>>,
+    database: Option<Database>,
     clock: Option<Arc<dyn Clock>>,
     retry: Option<RetryPolicy>,
 }
@@ -204,9 +162,9 @@ impl IssuerBuilder {
         self
     }
 
-    /// The storage backend (default: a fresh [`MemoryStore`]).
-    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
-        self.store = Some(store);
+    /// Where state is kept (default: [`Database::InMemory`]).
+    pub fn database(mut self, database: Database) -> Self {
+        self.database = Some(database);
         self
     }
 
@@ -222,24 +180,26 @@ impl IssuerBuilder {
         self
     }
 
-    /// Validates the configuration and loads (or, in an empty store, creates) the signing key.
+    /// Validates the configuration, opens the database and loads (or, in an empty database,
+    /// creates) the signing key.
     pub async fn build(self) -> Result<Issuer, IssuerError> {
         let issuer_url = self
             .issuer_url
-            .ok_or_else(|| IssuerError::InvalidIssuerUrl("no issuer URL configured".to_owned()))?;
+            .ok_or(IssuerError::InvalidIssuerUrl(IssuerUrlError::Missing))?;
         check_issuer_url(&issuer_url)?;
         let admin_key = self.admin_key.ok_or(IssuerError::MissingAdminKey)?;
         check_admin_key(&admin_key)?;
-        let store = self
-            .store
-            .unwrap_or_else(|| Arc::new(MemoryStore::new()) as Arc<dyn Store>);
+        let storage = Storage::open(&self.database.unwrap_or(Database::InMemory)).await?;
         let clock = self
             .clock
             .unwrap_or_else(|| Arc::new(SystemClock) as Arc<dyn Clock>);
+        let registry = Registry::new(storage, Arc::clone(&clock));
 
         let candidate = SigningKey::generate(clock.now_ms())?;
-        let keys =
-            KeyRing::from_stored(store.ensure_signing_key(candidate).await?, clock.now_ms())?;
+        let keys = KeyRing::from_stored(
+            registry.ensure_signing_key(candidate).await?,
+            clock.now_ms(),
+        )?;
 
         let base = issuer_url.trim_end_matches('/');
         let token_endpoint = format!("{base}/token");
@@ -258,13 +218,11 @@ impl IssuerBuilder {
                 token_endpoint,
                 jwks_uri,
                 issuer_url,
-                store,
+                registry,
                 keys,
-                clock,
                 admin: admin_key.verifier(),
                 metadata,
                 self_auth,
-                outbox: Arc::new(tokio::sync::Notify::new()),
                 retry: self.retry.unwrap_or_default(),
             }),
         })
@@ -272,16 +230,16 @@ impl IssuerBuilder {
 }
 
 fn check_issuer_url(raw: &str) -> Result<(), IssuerError> {
-    let bad = |why: &str| IssuerError::InvalidIssuerUrl(why.to_owned());
-    let url = url::Url::parse(raw).map_err(|e| bad(&e.to_string()))?;
+    let bad = IssuerError::InvalidIssuerUrl;
+    let url = url::Url::parse(raw).map_err(|e| bad(IssuerUrlError::Unparsable(e)))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(bad("the scheme must be http or https"));
+        return Err(bad(IssuerUrlError::Scheme));
     }
     if url.query().is_some() || url.fragment().is_some() || raw.contains(['?', '#']) {
-        return Err(bad("no query or fragment allowed"));
+        return Err(bad(IssuerUrlError::QueryOrFragment));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad("no user info allowed"));
+        return Err(bad(IssuerUrlError::UserInfo));
     }
     Ok(())
 }
@@ -357,8 +315,8 @@ impl Issuer {
             .with_graceful_shutdown(shutdown)
             .await;
         background.abort();
-        // Buffered usage counters reach the store before we return.
-        let flushed = self.shared.store.flush().await;
+        // Buffered usage counters reach the database before we return.
+        let flushed = self.flush().await;
         served?;
         flushed?;
         Ok(())
@@ -368,33 +326,31 @@ impl Issuer {
     /// every [`FLUSH_INTERVAL`], and webhook deliveries. Mounting [`router`](Self::router)
     /// elsewhere, run it yourself (and call [`flush`](Self::flush) at shutdown).
     pub fn spawn_background(&self) -> tokio::task::AbortHandle {
-        let store = Arc::clone(&self.shared.store);
+        let shared = Arc::clone(&self.shared);
         let flusher = async move {
             let mut tick = tokio::time::interval(FLUSH_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                if let Err(e) = store.flush().await {
+                if let Err(e) = shared.registry.flush().await {
                     tracing::error!(error = %e, "usage counters could not be flushed");
                 }
             }
         };
-        let s = &self.shared;
-        let deliveries = delivery::run(
-            Arc::clone(&s.store),
-            Arc::clone(&s.clock),
-            Arc::clone(&s.outbox),
-            s.retry,
-        );
+        let deliveries = delivery::run(Arc::clone(&self.shared), self.shared.retry);
         tokio::spawn(async move {
             tokio::join!(flusher, deliveries);
         })
         .abort_handle()
     }
 
-    /// Writes buffered state (usage counters) to the store now.
+    /// Writes buffered state (usage counters) to the database now.
     pub async fn flush(&self) -> Result<(), IssuerError> {
-        Ok(self.shared.store.flush().await?)
+        self.shared
+            .registry
+            .flush()
+            .await
+            .map_err(IssuerError::from_rule)
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {

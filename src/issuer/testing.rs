@@ -17,15 +17,15 @@ use super::client::{AdminClient, ClientError};
 use super::clock::{Clock, OffsetClock};
 use super::delivery::RetryPolicy;
 use super::errors::IssuerError;
-use super::memory::MemoryStore;
+use super::keys::TOKEN_LIFETIME_SECS;
 use super::secrets::{AdminKey, Secret, new_id};
-use super::store::Store;
-use super::token::TOKEN_LIFETIME_SECS;
+use super::storage::Database;
 
 /// A running in-process issuer for tests. See the [module docs](super) for a walk-through.
 ///
-/// It listens on `127.0.0.1` on an ephemeral port, keeps its data in memory (in a fresh
-/// SQLite file instead when `AGENT_AUTH_TEST_STORE=sqlite`, to run a suite on SQLite), uses a fresh
+/// It listens on `127.0.0.1` on an ephemeral port, keeps its data in SQLite in memory (the
+/// code `--db` runs; in a fresh SQLite file instead when `AGENT_AUTH_TEST_STORE=sqlite`, to run a
+/// suite on the file's WAL mode and reader connections too), uses a fresh
 /// admin key, retries webhook deliveries quickly (50 ms, doubling, at most 1 s apart), and runs
 /// on an [`OffsetClock`] that [`advance_clock`](Self::advance_clock) moves.
 /// It derefs to nothing but implements `AsRef<str>` (the issuer URL), so
@@ -73,33 +73,29 @@ impl TestIssuer {
         if std::env::var("AGENT_AUTH_TEST_STORE").as_deref() == Ok("sqlite") {
             // Runs a whole test suite on SQLite (a fresh file, removed on drop).
             let path = std::env::temp_dir().join(format!("agent-auth-test-{}.db", new_id("")?));
-            let store = super::SqliteStore::open(&path).await?;
-            let mut issuer = Self::try_start_on(addr, Arc::new(store)).await?;
+            let mut issuer = Self::try_start_on(addr, Database::Sqlite(path.clone())).await?;
             issuer.temp_db = Some(path);
             return Ok(issuer);
         }
-        Self::try_start_on(addr, Arc::new(MemoryStore::new())).await
+        Self::try_start_on(addr, Database::InMemory).await
     }
 
-    /// Starts an issuer on `addr` (use `127.0.0.1:0` for a free port) with `store`: e.g. a
-    /// [`SqliteStore`](super::SqliteStore) on a file, restarted on the same address and file
-    /// to test that state and signing keys survive a restart.
+    /// Starts an issuer on `addr` (use `127.0.0.1:0` for a free port) on `database`: e.g. a
+    /// [`Database::Sqlite`] file, restarted on the same address and file to test that state and
+    /// signing keys survive a restart.
     ///
     /// # Panics
     ///
     /// If it cannot start; use [`try_start_on`](Self::try_start_on) to handle the error.
-    pub async fn start_on(addr: SocketAddr, store: Arc<dyn Store>) -> Self {
-        match Self::try_start_on(addr, store).await {
+    pub async fn start_on(addr: SocketAddr, database: Database) -> Self {
+        match Self::try_start_on(addr, database).await {
             Ok(issuer) => issuer,
             Err(e) => panic!("TestIssuer could not start: {e}"),
         }
     }
 
     /// [`start_on`](Self::start_on), returning the error.
-    pub async fn try_start_on(
-        addr: SocketAddr,
-        store: Arc<dyn Store>,
-    ) -> Result<Self, IssuerError> {
+    pub async fn try_start_on(addr: SocketAddr, database: Database) -> Result<Self, IssuerError> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let url = format!("http://{addr}");
@@ -109,15 +105,14 @@ impl TestIssuer {
             .issuer_url(&url)
             .admin_key(admin_key.clone())
             .clock(Arc::clone(&clock) as Arc<dyn Clock>)
-            .store(store)
+            .database(database)
             .webhook_retry(RetryPolicy {
                 base: Duration::from_millis(50),
                 max: Duration::from_secs(1),
             })
             .build()
             .await?;
-        let admin = AdminClient::new(&url, admin_key.clone())
-            .map_err(|e| IssuerError::Client(e.to_string()))?;
+        let admin = AdminClient::new(&url, admin_key.clone())?;
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(issuer.clone().serve(listener, async move {
             let _ = rx.await;

@@ -1,8 +1,6 @@
 //! Management API: agents (`/v1/agents[/{id}]`) and their secret verifiers
-//! (`/v1/agents/{id}/verifiers[/{vid}]`). Every mutation goes through one [`Store`] call that
-//! also writes its audit event.
-//!
-//! [`Store`]: crate::issuer::Store
+//! (`/v1/agents/{id}/verifiers[/{vid}]`). Each handler validates its input and makes one
+//! registry call, which decides and writes the change with its audit event.
 
 use std::sync::Arc;
 
@@ -10,40 +8,41 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 
-use crate::issuer::Shared;
 use crate::issuer::api::{
     CreateAgent, CreateVerifier, CreatedAgent, CreatedSecret, Data, ListPage, UpdateAgent,
 };
 use crate::issuer::errors::ApiError;
-use crate::issuer::secrets::{Secret, new_id};
-use crate::issuer::store::{
-    AgentPatch, AgentRecord, AgentStatus, CreateOutcome, CredentialInfo, PageRequest, VerifierKind,
-    VerifierRecord, VerifierStatus,
+use crate::issuer::model::{
+    AgentRecord, AgentStatus, CredentialInfo, VerifierKind, VerifierRecord, VerifierStatus,
 };
+use crate::issuer::registry::{AgentPatch, Created};
+use crate::issuer::secrets::{Secret, new_id};
+use crate::issuer::state::Shared;
+use crate::issuer::storage::Credential;
 use crate::issuer::validate::{self, *};
 
-use super::{ApiPath, ApiQuery, JsonBody};
+use super::extract::{ApiPath, ApiQuery, JsonBody, PageQuery};
 
-/// `?limit=&cursor=`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct PageQuery {
-    pub(crate) limit: Option<usize>,
-    pub(crate) cursor: Option<String>,
-}
-
-impl PageQuery {
-    pub(crate) fn into_request(self) -> Result<PageRequest, ApiError> {
-        Ok(PageRequest {
-            limit: validate::page_limit(self.limit)?,
-            cursor: validate::cursor(self.cursor)?,
-        })
-    }
-}
-
-fn agent_err(e: crate::issuer::StoreError) -> ApiError {
-    ApiError::from_store(e, "agent")
+/// A new secret verifier record for `agent_id` (the secret itself is never stored).
+pub(crate) fn secret_verifier(
+    agent_id: String,
+    name: Option<String>,
+    now: i64,
+) -> Result<VerifierRecord, ApiError> {
+    Ok(VerifierRecord {
+        id: new_id("v_")?,
+        agent_id,
+        kind: VerifierKind::Secret,
+        status: VerifierStatus::Active,
+        name,
+        credential: CredentialInfo {
+            algorithm: "sha256".to_owned(),
+        },
+        usage_count: 0,
+        last_used_at: None,
+        created_at: now,
+    })
 }
 
 /// `POST /v1/agents`.
@@ -51,7 +50,7 @@ pub(crate) async fn create(
     State(s): State<Arc<Shared>>,
     JsonBody(body): JsonBody<CreateAgent>,
 ) -> Result<Response, ApiError> {
-    let now = s.clock.now_ms();
+    let now = s.registry.now_ms();
     let expires_at = body
         .expires_in
         .map(|secs| validate::expires_at(now, secs))
@@ -73,18 +72,13 @@ pub(crate) async fn create(
         token_count: 0,
         last_activity_at: None,
     };
-    let change = s.change(now)?;
-    let outcome = s
-        .store
-        .create_agent(agent, &change)
-        .await
-        .map_err(agent_err)?;
+    let outcome = s.registry.create_agent(agent, s.admin_change()).await?;
     let (status, agent, already_existed) = match outcome {
-        CreateOutcome::Created(a) => {
+        Created::New(a) => {
             tracing::info!(agent_id = %a.id, outcome = "created", "agent created");
             (StatusCode::CREATED, a, false)
         }
-        CreateOutcome::Existing(a) => {
+        Created::Existing(a) => {
             tracing::info!(agent_id = %a.id, outcome = "already_existed", "agent create replayed");
             (StatusCode::OK, a, true)
         }
@@ -104,11 +98,7 @@ pub(crate) async fn list(
     State(s): State<Arc<Shared>>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<ListPage<AgentRecord>>, ApiError> {
-    let page = s
-        .store
-        .list_agents(q.into_request()?)
-        .await
-        .map_err(agent_err)?;
+    let page = s.registry.agents(q.into_request()?).await?;
     Ok(Json(ListPage {
         data: page.items,
         next_cursor: page.next_cursor,
@@ -120,7 +110,7 @@ pub(crate) async fn get(
     State(s): State<Arc<Shared>>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Data<AgentRecord>>, ApiError> {
-    match s.store.get_agent(&id).await.map_err(agent_err)? {
+    match s.registry.agent(&id).await? {
         Some(agent) => Ok(Json(Data { data: agent })),
         None => Err(ApiError::not_found("agent")),
     }
@@ -132,7 +122,7 @@ pub(crate) async fn update(
     ApiPath(id): ApiPath<String>,
     JsonBody(body): JsonBody<UpdateAgent>,
 ) -> Result<Json<Data<AgentRecord>>, ApiError> {
-    let now = s.clock.now_ms();
+    let now = s.registry.now_ms();
     let status_reason = opt_text("status_reason", body.status_reason, MAX_REASON_CHARS)?;
     match (body.status, &status_reason) {
         (Some(AgentStatus::Suspended), None) => {
@@ -169,14 +159,11 @@ pub(crate) async fn update(
             .transpose()?,
         status: body.status,
         status_reason,
-        require_status: None,
     };
-    let change = s.change(now)?;
     let agent = s
-        .store
-        .update_agent(&id, patch, &change)
-        .await
-        .map_err(agent_err)?;
+        .registry
+        .update_agent(&id, patch, s.admin_change())
+        .await?;
     tracing::info!(agent_id = %agent.id, status = ?agent.status, outcome = "updated", "agent updated");
     Ok(Json(Data { data: agent }))
 }
@@ -186,11 +173,7 @@ pub(crate) async fn delete(
     State(s): State<Arc<Shared>>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let change = s.change(s.clock.now_ms())?;
-    s.store
-        .delete_agent(&id, &change)
-        .await
-        .map_err(agent_err)?;
+    s.registry.delete_agent(&id, s.admin_change()).await?;
     tracing::info!(agent_id = %id, outcome = "deleted", "agent deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -202,27 +185,14 @@ pub(crate) async fn add_verifier(
     JsonBody(body): JsonBody<CreateVerifier>,
 ) -> Result<Response, ApiError> {
     let VerifierKind::Secret = body.kind;
-    let now = s.clock.now_ms();
+    let name = opt_text("name", body.name, MAX_NAME_CHARS)?;
     let secret = Secret::generate()?;
-    let verifier = VerifierRecord {
-        id: new_id("v_")?,
-        agent_id,
-        kind: VerifierKind::Secret,
-        status: VerifierStatus::Active,
-        name: opt_text("name", body.name, MAX_NAME_CHARS)?,
-        credential: CredentialInfo {
-            algorithm: "sha256".to_owned(),
-        },
-        usage_count: 0,
-        last_used_at: None,
-        created_at: now,
-    };
-    let change = s.change(now)?;
+    let verifier = secret_verifier(agent_id, name, s.registry.now_ms())?;
+    let credential = Credential::Secret(secret.hash());
     let verifier = s
-        .store
-        .add_verifier(verifier, secret.hash(), &change)
-        .await
-        .map_err(agent_err)?;
+        .registry
+        .add_verifier(verifier, credential, s.admin_change())
+        .await?;
     tracing::info!(agent_id = %verifier.agent_id, verifier_id = %verifier.id, outcome = "added", "secret verifier added");
     Ok((
         StatusCode::CREATED,
@@ -238,7 +208,7 @@ pub(crate) async fn list_verifiers(
     State(s): State<Arc<Shared>>,
     ApiPath(agent_id): ApiPath<String>,
 ) -> Result<Json<ListPage<VerifierRecord>>, ApiError> {
-    let data = s.store.list_verifiers(&agent_id).await.map_err(agent_err)?;
+    let data = s.registry.verifiers(&agent_id).await?;
     Ok(Json(ListPage {
         data,
         next_cursor: None,
@@ -250,11 +220,9 @@ pub(crate) async fn delete_verifier(
     State(s): State<Arc<Shared>>,
     ApiPath((agent_id, verifier_id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let change = s.change(s.clock.now_ms())?;
-    s.store
-        .delete_verifier(&agent_id, &verifier_id, &change)
-        .await
-        .map_err(|e| ApiError::from_store(e, "agent or verifier"))?;
+    s.registry
+        .delete_verifier(&agent_id, &verifier_id, s.admin_change())
+        .await?;
     tracing::info!(agent_id = %agent_id, verifier_id = %verifier_id, outcome = "removed", "secret verifier removed");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::issuer::Shared;
+use crate::issuer::state::Shared;
 
 /// JWKS and metadata may be cached for 5 minutes (a new signing key is published well before it
 /// signs anything once rotation lands).
@@ -31,7 +31,7 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
 
 /// `GET /jwks.json`.
 pub(crate) async fn jwks(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    let set = match s.keys.at(s.clock.now_ms()) {
+    let set = match s.keys.at(s.registry.now_ms()) {
         Ok(set) => set,
         Err(e) => {
             tracing::error!(error = %e, "the JWKS could not be rebuilt");

@@ -6,13 +6,12 @@ use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 
-use crate::issuer::Shared;
 use crate::issuer::api::ListPage;
 use crate::issuer::errors::ApiError;
-use crate::issuer::store::{EventFilter, EventRecord, EventType};
+use crate::issuer::model::{EventFilter, EventRecord, EventType};
+use crate::issuer::state::Shared;
 
-use super::ApiQuery;
-use super::agents::PageQuery;
+use super::extract::{ApiQuery, PageQuery};
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct EventQuery {
@@ -49,11 +48,7 @@ pub(crate) async fn list(
         kind,
         agent_id: q.agent_id,
     };
-    let page = s
-        .store
-        .list_events(filter, page)
-        .await
-        .map_err(|e| ApiError::from_store(e, "event"))?;
+    let page = s.registry.events(filter, page).await?;
     Ok(Json(ListPage {
         data: page.items,
         next_cursor: page.next_cursor,

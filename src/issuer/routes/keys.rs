@@ -6,16 +6,16 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 
-use crate::issuer::Shared;
 use crate::issuer::api::{Data, RotatedKey};
 use crate::issuer::errors::ApiError;
 use crate::issuer::keys::SigningKey;
+use crate::issuer::state::Shared;
 
 /// `POST /v1/keys/rotate`.
 pub(crate) async fn rotate(
     State(s): State<Arc<Shared>>,
 ) -> Result<Json<Data<RotatedKey>>, ApiError> {
-    let now = s.clock.now_ms();
+    let now = s.registry.now_ms();
     // Strictly newer than the current key, whatever the clock did.
     let newest = s.keys.current().active().created_at();
     let key = SigningKey::generate(now.max(newest.saturating_add(1))).map_err(|e| {
@@ -23,10 +23,10 @@ pub(crate) async fn rotate(
         ApiError::internal()
     })?;
     let stored = s
-        .store
+        .registry
         .add_signing_key(key)
         .await
-        .map_err(|e| ApiError::from_store(e, "key"))?;
+        .map_err(|e| ApiError::from(crate::issuer::registry::RuleError::from(e)))?;
     let set = s.keys.replace(stored, now).map_err(|e| {
         tracing::error!(error = %e, "signing keys could not be loaded");
         ApiError::internal()

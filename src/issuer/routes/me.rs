@@ -9,8 +9,9 @@
 //!   self-deactivation only: after an administrator's suspension it is `403`);
 //! - `DELETE /v1/agents/me`.
 //!
-//! A suspended agent (its last tokens still live) may read but not change itself. Events record
-//! the agent as the actor (`{"type": "agent", "id": "agt_…"}`).
+//! A suspended agent (its last tokens still live) may read but not change itself (the registry
+//! checks that inside each change's transaction). Events record the agent as the actor
+//! (`{"type": "agent", "id": "agt_…"}`).
 
 use std::sync::Arc;
 
@@ -20,43 +21,21 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::Agent;
-use crate::issuer::Shared;
 use crate::issuer::api::{AgentUsage, CreatedSecret, Data};
 use crate::issuer::errors::ApiError;
-use crate::issuer::secrets::{Secret, new_id};
-use crate::issuer::store::{
-    Actor, AgentPatch, AgentRecord, AgentStatus, CredentialInfo, VerifierKind, VerifierRecord,
-    VerifierStatus,
-};
+use crate::issuer::model::{AgentRecord, AgentStatus};
+use crate::issuer::secrets::Secret;
+use crate::issuer::state::Shared;
+use crate::issuer::storage::Credential;
 
-fn err(e: crate::issuer::StoreError) -> ApiError {
-    ApiError::from_store(e, "agent")
-}
-
-fn suspended() -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "agent_suspended",
-        "an administrator suspended this agent; only an administrator can reactivate it",
-    )
-}
+use super::agents::secret_verifier;
 
 /// The calling agent's current record (404 if it was deleted while its token lives on).
 async fn current(s: &Shared, agent: &Agent) -> Result<AgentRecord, ApiError> {
-    s.store
-        .get_agent(agent.id())
-        .await
-        .map_err(err)?
+    s.registry
+        .agent(agent.id())
+        .await?
         .ok_or_else(|| ApiError::not_found("agent"))
-}
-
-/// The calling agent, refused if an administrator suspended it.
-async fn not_suspended(s: &Shared, agent: &Agent) -> Result<AgentRecord, ApiError> {
-    let record = current(s, agent).await?;
-    if record.status == AgentStatus::Suspended {
-        return Err(suspended());
-    }
-    Ok(record)
 }
 
 /// `GET /v1/agents/me`.
@@ -75,7 +54,7 @@ pub(crate) async fn usage(
     agent: Agent,
 ) -> Result<Json<Data<AgentUsage>>, ApiError> {
     let record = current(&s, &agent).await?;
-    let verifiers = s.store.list_verifiers(agent.id()).await.map_err(err)?;
+    let verifiers = s.registry.verifiers(agent.id()).await?;
     Ok(Json(Data {
         data: AgentUsage {
             agent_id: record.id,
@@ -91,28 +70,17 @@ pub(crate) async fn rotate(
     State(s): State<Arc<Shared>>,
     agent: Agent,
 ) -> Result<Response, ApiError> {
-    not_suspended(&s, &agent).await?;
-    let now = s.clock.now_ms();
     let secret = Secret::generate()?;
-    let verifier = VerifierRecord {
-        id: new_id("v_")?,
-        agent_id: agent.id().to_owned(),
-        kind: VerifierKind::Secret,
-        status: VerifierStatus::Active,
-        name: Some("self-rotated".to_owned()),
-        credential: CredentialInfo {
-            algorithm: "sha256".to_owned(),
-        },
-        usage_count: 0,
-        last_used_at: None,
-        created_at: now,
-    };
-    let change = s.change_by(now, Actor::agent(agent.id()))?;
+    let verifier = secret_verifier(
+        agent.id().to_owned(),
+        Some("self-rotated".to_owned()),
+        s.registry.now_ms(),
+    )?;
+    let credential = Credential::Secret(secret.hash());
     let verifier = s
-        .store
-        .replace_verifiers(verifier, secret.hash(), &change)
-        .await
-        .map_err(err)?;
+        .registry
+        .replace_own_verifiers(verifier, credential, s.agent_change(agent.id()))
+        .await?;
     tracing::info!(agent_id = %agent.id(), verifier_id = %verifier.id, outcome = "rotated", "agent rotated its secret");
     Ok((
         StatusCode::CREATED,
@@ -130,25 +98,10 @@ async fn set_status(
     from: AgentStatus,
     to: AgentStatus,
 ) -> Result<Json<Data<AgentRecord>>, ApiError> {
-    not_suspended(s, agent).await?;
-    let now = s.clock.now_ms();
-    let patch = AgentPatch {
-        status: Some(to),
-        require_status: Some(from),
-        ..AgentPatch::default()
-    };
-    let change = s.change_by(now, Actor::agent(agent.id()))?;
-    let record = match s.store.update_agent(agent.id(), patch, &change).await {
-        Ok(r) => r,
-        // Suspended between the check and the update: still the administrator's call.
-        Err(crate::issuer::StoreError::Conflict(m)) => {
-            if current(s, agent).await?.status == AgentStatus::Suspended {
-                return Err(suspended());
-            }
-            return Err(ApiError::new(StatusCode::CONFLICT, "conflict", m));
-        }
-        Err(e) => return Err(err(e)),
-    };
+    let record = s
+        .registry
+        .set_own_status(agent.id(), from, to, s.agent_change(agent.id()))
+        .await?;
     tracing::info!(agent_id = %agent.id(), status = ?record.status, outcome = "status_changed", "agent changed its own status");
     Ok(Json(Data { data: record }))
 }
@@ -174,12 +127,9 @@ pub(crate) async fn delete(
     State(s): State<Arc<Shared>>,
     agent: Agent,
 ) -> Result<StatusCode, ApiError> {
-    not_suspended(&s, &agent).await?;
-    let change = s.change_by(s.clock.now_ms(), Actor::agent(agent.id()))?;
-    s.store
-        .delete_agent(agent.id(), &change)
-        .await
-        .map_err(err)?;
+    s.registry
+        .delete_self(agent.id(), s.agent_change(agent.id()))
+        .await?;
     tracing::info!(agent_id = %agent.id(), outcome = "deleted", "agent deleted itself");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,15 +9,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::issuer::Shared;
 use crate::issuer::api::{CreateMembership, CreateOrganization, Data, ListPage};
 use crate::issuer::errors::ApiError;
-use crate::issuer::records::{MembershipRecord, OrganizationRecord};
+use crate::issuer::model::{MemberType, MembershipRecord, OrganizationRecord};
 use crate::issuer::secrets::{is_id, new_base36_id};
+use crate::issuer::state::Shared;
 use crate::issuer::validate::{self, MAX_LABEL_CHARS, MAX_NAME_CHARS, opt_text};
 
-use super::agents::PageQuery;
-use super::{ApiPath, ApiQuery, JsonBody};
+use super::extract::{ApiPath, ApiQuery, JsonBody, PageQuery};
 
 /// Length of the random part of an organization id.
 const ORG_ID_CHARS: usize = 25;
@@ -36,18 +35,15 @@ pub(crate) async fn create(
     State(s): State<Arc<Shared>>,
     JsonBody(body): JsonBody<CreateOrganization>,
 ) -> Result<Response, ApiError> {
-    let now = s.clock.now_ms();
     let org = OrganizationRecord {
         id: new_base36_id("org_", ORG_ID_CHARS)?,
         name: validate::text("name", body.name, MAX_NAME_CHARS)?,
-        created_at: now,
+        created_at: s.registry.now_ms(),
     };
-    let change = s.change(now)?;
     let org = s
-        .store
-        .create_organization(org, &change)
-        .await
-        .map_err(|e| ApiError::from_store(e, "organization"))?;
+        .registry
+        .create_organization(org, s.admin_change())
+        .await?;
     tracing::info!(organization_id = %org.id, outcome = "created", "organization created");
     Ok((StatusCode::CREATED, Json(Data { data: org })).into_response())
 }
@@ -60,12 +56,7 @@ pub(crate) async fn get(
     if !is_org_id(&org_id) {
         return Err(ApiError::not_found("organization"));
     }
-    match s
-        .store
-        .get_organization(&org_id)
-        .await
-        .map_err(|e| ApiError::from_store(e, "organization"))?
-    {
+    match s.registry.organization(&org_id).await? {
         Some(org) => Ok(Json(Data { data: org })),
         None => Err(ApiError::not_found("organization")),
     }
@@ -85,21 +76,18 @@ pub(crate) async fn add_member(
         // Only agents exist in this issuer: any other id names no member.
         return Err(ApiError::not_found("member"));
     }
-    let now = s.clock.now_ms();
     let membership = MembershipRecord {
         organization_id: org_id,
         member_id: body.member_id,
-        member_type: "agent".to_owned(),
+        member_type: MemberType::Agent,
         scopes: validate::scopes(body.scopes)?,
         user_title: opt_text("user_title", body.user_title, MAX_LABEL_CHARS)?,
-        created_at: now,
+        created_at: s.registry.now_ms(),
     };
-    let change = s.change(now)?;
     let m = s
-        .store
-        .add_membership(membership, &change)
-        .await
-        .map_err(|e| ApiError::from_store(e, "organization or member"))?;
+        .registry
+        .add_membership(membership, s.admin_change())
+        .await?;
     tracing::info!(organization_id = %m.organization_id, agent_id = %m.member_id, outcome = "created", "membership created");
     Ok((StatusCode::CREATED, Json(Data { data: m })).into_response())
 }
@@ -113,11 +101,7 @@ pub(crate) async fn list_members(
     if !is_org_id(&org_id) {
         return Err(ApiError::not_found("organization"));
     }
-    let page = s
-        .store
-        .list_memberships(&org_id, q.into_request()?)
-        .await
-        .map_err(|e| ApiError::from_store(e, "organization"))?;
+    let page = s.registry.memberships(&org_id, q.into_request()?).await?;
     Ok(Json(ListPage {
         data: page.items,
         next_cursor: page.next_cursor,
@@ -132,11 +116,9 @@ pub(crate) async fn remove_member(
     if !is_org_id(&org_id) || member_id.len() > 64 {
         return Err(ApiError::not_found("membership"));
     }
-    let change = s.change(s.clock.now_ms())?;
-    s.store
-        .delete_membership(&org_id, &member_id, &change)
-        .await
-        .map_err(|e| ApiError::from_store(e, "membership"))?;
+    s.registry
+        .delete_membership(&org_id, &member_id, s.admin_change())
+        .await?;
     tracing::info!(organization_id = %org_id, agent_id = %member_id, outcome = "deleted", "membership deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -11,12 +11,14 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::issuer::Shared;
 use crate::issuer::api::{CreateWebhook, CreatedWebhook, Data, ListPage};
 use crate::issuer::errors::ApiError;
-use crate::issuer::records::{WebhookKey, WebhookRecord};
+use crate::issuer::model::{EventType, WebhookRecord};
 use crate::issuer::secrets::{Secret, fill_random, is_id, new_id};
-use crate::issuer::store::EventType;
+use crate::issuer::state::Shared;
+use crate::issuer::storage::WebhookKey;
+
+use super::extract::{ApiPath, JsonBody};
 
 /// Longest webhook URL, in bytes.
 pub const MAX_WEBHOOK_URL_LEN: usize = 2048;
@@ -61,7 +63,7 @@ fn parse_events(names: Vec<String>) -> Result<Vec<EventType>, ApiError> {
 /// `POST /v1/webhooks`.
 pub(crate) async fn create(
     State(s): State<Arc<Shared>>,
-    crate::issuer::routes::JsonBody(body): crate::issuer::routes::JsonBody<CreateWebhook>,
+    JsonBody(body): JsonBody<CreateWebhook>,
 ) -> Result<Response, ApiError> {
     check_url(&body.url)?;
     let events = parse_events(body.events)?;
@@ -72,13 +74,9 @@ pub(crate) async fn create(
         id: new_id("wh_")?,
         url: body.url,
         events,
-        created_at: s.clock.now_ms(),
+        created_at: s.registry.now_ms(),
     };
-    let webhook = s
-        .store
-        .create_webhook(webhook, WebhookKey(key))
-        .await
-        .map_err(|e| ApiError::from_store(e, "webhook"))?;
+    let webhook = s.registry.create_webhook(webhook, WebhookKey(key)).await?;
     tracing::info!(webhook_id = %webhook.id, outcome = "created", "webhook created");
     Ok((
         StatusCode::CREATED,
@@ -93,11 +91,7 @@ pub(crate) async fn create(
 pub(crate) async fn list(
     State(s): State<Arc<Shared>>,
 ) -> Result<Json<ListPage<WebhookRecord>>, ApiError> {
-    let data = s
-        .store
-        .list_webhooks()
-        .await
-        .map_err(|e| ApiError::from_store(e, "webhook"))?;
+    let data = s.registry.webhooks().await?;
     Ok(Json(ListPage {
         data,
         next_cursor: None,
@@ -107,15 +101,12 @@ pub(crate) async fn list(
 /// `DELETE /v1/webhooks/{id}` (its queued messages are dropped).
 pub(crate) async fn delete(
     State(s): State<Arc<Shared>>,
-    crate::issuer::routes::ApiPath(id): crate::issuer::routes::ApiPath<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     if !is_id(&id, "wh_") {
         return Err(ApiError::not_found("webhook"));
     }
-    s.store
-        .delete_webhook(&id)
-        .await
-        .map_err(|e| ApiError::from_store(e, "webhook"))?;
+    s.registry.delete_webhook(&id).await?;
     tracing::info!(webhook_id = %id, outcome = "deleted", "webhook deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,8 +2,8 @@
 //! client authentication by `client_secret_basic` or `client_secret_post` (never both),
 //! RFC 8707 `resource` → `aud`, and errors per RFC 6749 §5.2.
 //!
-//! Hot path: parse the form, SHA-256 the presented secret, one store lookup (constant-time hash
-//! comparison), sign with the preloaded key, bump lock-free counters.
+//! Hot path: parse the form, SHA-256 the presented secret, one registry decision (one read,
+//! constant-time hash comparison), sign with the preloaded key, bump the buffered counters.
 
 use std::sync::Arc;
 
@@ -13,15 +13,14 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::Shared;
-use super::api::TokenResponse;
-use super::errors::OAuthError;
-use super::routes::{BasicAuth, BodyError, basic_credentials, media_type, read_body};
-use super::secrets::{Secret, is_id, new_id};
-use super::validate::{MAX_BODY_BYTES, MAX_RESOURCE_LEN, MAX_SCOPES, is_scope_token};
+use crate::issuer::api::TokenResponse;
+use crate::issuer::errors::OAuthError;
+use crate::issuer::keys::TOKEN_LIFETIME_SECS;
+use crate::issuer::secrets::{Secret, is_id, new_id};
+use crate::issuer::state::Shared;
+use crate::issuer::validate::{MAX_BODY_BYTES, MAX_RESOURCE_LEN, MAX_SCOPES, is_scope_token};
 
-/// Lifetime of every access token, in seconds (fixed by design).
-pub const TOKEN_LIFETIME_SECS: i64 = 300;
+use super::extract::{BasicAuth, BodyError, basic_credentials, media_type, read_body};
 
 #[derive(Serialize)]
 struct AgentDat {
@@ -234,13 +233,12 @@ async fn issue(s: &Shared, req: Request) -> Result<Response, OAuthError> {
         check_resource(resource)?;
     }
 
-    let now = s.clock.now_ms();
     let grant = s
-        .store
-        .authenticate_client(&auth.client_id, &auth.secret.hash(), now)
+        .registry
+        .authenticate_secret(&auth.client_id, auth.secret.hash())
         .await
         .map_err(|e| {
-            tracing::error!(error = %e, "token endpoint: store failed");
+            tracing::error!(error = %e, "token endpoint: storage failed");
             OAuthError::server_error()
         })?;
     let Some(grant) = grant else {
@@ -271,6 +269,7 @@ async fn issue(s: &Shared, req: Request) -> Result<Response, OAuthError> {
         }
     };
     let scope = scopes.join(" ");
+    let now = s.registry.now_ms();
     let iat = now.div_euclid(1000);
     let jti = new_id("").map_err(|_| OAuthError::server_error())?;
     let claims = AccessClaims {
@@ -288,10 +287,7 @@ async fn issue(s: &Shared, req: Request) -> Result<Response, OAuthError> {
         tracing::error!(error = %e, "token endpoint: signing failed");
         OAuthError::server_error()
     })?;
-    if let Err(e) = s.store.record_token_issued(&grant, now).await {
-        // Usage counters are bookkeeping, not a security decision: the token stands.
-        tracing::warn!(agent_id = %grant.agent_id, error = %e, "token endpoint: usage not recorded");
-    }
+    s.registry.record_token_issued(&grant, now).await;
     tracing::info!(agent_id = %grant.agent_id, verifier_id = %grant.verifier_id, outcome = "issued", "token issued");
 
     let mut res = Json(TokenResponse {

@@ -1,0 +1,384 @@
+//! The registry: the one place where the issuer's rules are decided.
+//!
+//! Client authentication, the limits, which audit events each change writes, what a deletion
+//! takes with it, the self-service rules: each is written here once, as synchronous code over a
+//! storage [`Tx`], and every change runs as one transaction of [`Storage::write`]. The HTTP
+//! handlers validate the shape of their input and call one method here; storage keeps and reads
+//! and decides nothing. A new verifier type adds a [`Credential`] and its check in
+//! [`Registry::authenticate_secret`]'s neighbourhood; a new backend adds a [`Tx`]; neither
+//! touches a rule twice.
+//!
+//! Usage counters are the token endpoint's only write. They are buffered here (the same for
+//! every backend) and written by [`Registry::flush`] in one transaction; reads add the buffered
+//! increments, so a reader never sees a count go back.
+//!
+//! - `agents`: agents, their verifiers, self-service;
+//! - `directory`: organizations and memberships;
+//! - `outbox`: audit events with their webhook deliveries, webhook endpoints, signing keys.
+
+mod agents;
+mod directory;
+mod outbox;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::{Mutex, Notify};
+
+use super::clock::Clock;
+use super::model::{Actor, AgentRecord, AgentStatus, VerifierRecord};
+use super::secrets::{RandomError, SecretHash, is_id};
+use super::storage::{Credential, Storage, StorageError, Tx, UsageDelta};
+
+pub(crate) use agents::{AgentPatch, Created};
+pub(crate) use outbox::DeliveryOutcome;
+
+/// Most verifiers one agent can hold.
+pub const MAX_VERIFIERS_PER_AGENT: usize = 20;
+/// Most webhook endpoints one issuer holds.
+pub const MAX_WEBHOOKS: usize = 20;
+/// Most delivery attempts of one webhook message (the first included); then it is dropped.
+pub const MAX_DELIVERY_ATTEMPTS: u32 = 12;
+
+/// The objects a rule can find missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Object {
+    Agent,
+    Verifier,
+    Organization,
+    Membership,
+    Webhook,
+}
+
+impl Object {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Agent => "agent",
+            Self::Verifier => "verifier",
+            Self::Organization => "organization",
+            Self::Membership => "membership",
+            Self::Webhook => "webhook",
+        }
+    }
+}
+
+/// Why the registry refused a change (or could not decide).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RuleError {
+    #[error("{} not found", .0.name())]
+    NotFound(Object),
+    #[error("another agent has this external_id")]
+    ExternalIdTaken,
+    #[error("the agent is already a member of this organization")]
+    AlreadyMember,
+    #[error("an agent can hold at most {MAX_VERIFIERS_PER_AGENT} verifiers")]
+    TooManyVerifiers,
+    #[error("at most {MAX_WEBHOOKS} webhooks")]
+    TooManyWebhooks,
+    #[error("status_reason is required to suspend an agent")]
+    ReasonRequired,
+    #[error("status_reason is only allowed with status \"suspended\"")]
+    ReasonWithoutSuspension,
+    #[error("status_reason can only be set on a suspended agent")]
+    ReasonOnActiveAgent,
+    /// A self-service change by an agent an administrator suspended.
+    #[error("an administrator suspended this agent; only an administrator can reactivate it")]
+    SuspendedByAdmin,
+    /// A status change that requires another current status.
+    #[error("the agent is {}, not {}", status_name(*.actual), status_name(*.required))]
+    WrongStatus {
+        actual: AgentStatus,
+        required: AgentStatus,
+    },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Random(#[from] RandomError),
+}
+
+/// The wire name of a status.
+pub(crate) fn status_name(s: AgentStatus) -> &'static str {
+    match s {
+        AgentStatus::Active => "active",
+        AgentStatus::Suspended => "suspended",
+        AgentStatus::Deactivated => "deactivated",
+    }
+}
+
+/// A client that presented a valid credential of an agent that may obtain tokens.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientGrant {
+    /// The agent (`client_id`).
+    pub(crate) agent_id: String,
+    /// The verifier whose credential matched.
+    pub(crate) verifier_id: String,
+    /// The agent's scope ceiling.
+    pub(crate) scopes: Vec<String>,
+}
+
+/// Who makes a change, and when (ms).
+#[derive(Debug, Clone)]
+pub(crate) struct Change {
+    pub(crate) actor: Actor,
+    pub(crate) at: i64,
+}
+
+/// Counter increments not yet written: id → delta.
+#[derive(Debug, Default)]
+struct UsageBuffer {
+    agents: HashMap<String, UsageDelta>,
+    verifiers: HashMap<String, UsageDelta>,
+}
+
+impl UsageBuffer {
+    fn bump(map: &mut HashMap<String, UsageDelta>, id: &str, now_ms: i64) {
+        match map.get_mut(id) {
+            Some(d) => {
+                d.count = d.count.saturating_add(1);
+                d.last_at = d.last_at.max(now_ms);
+            }
+            None => {
+                map.insert(
+                    id.to_owned(),
+                    UsageDelta {
+                        count: 1,
+                        last_at: now_ms,
+                    },
+                );
+            }
+        }
+    }
+
+    fn add_to_agent(&self, a: &mut AgentRecord) {
+        if let Some(d) = self.agents.get(&a.id) {
+            a.token_count = a.token_count.saturating_add(d.count);
+            a.last_activity_at = Some(a.last_activity_at.map_or(d.last_at, |l| l.max(d.last_at)));
+        }
+    }
+
+    fn add_to_verifier(&self, v: &mut VerifierRecord) {
+        if let Some(d) = self.verifiers.get(&v.id) {
+            v.usage_count = v.usage_count.saturating_add(d.count);
+            v.last_used_at = Some(v.last_used_at.map_or(d.last_at, |l| l.max(d.last_at)));
+        }
+    }
+}
+
+/// Things whose counters a read must bring up to date.
+trait Counted {
+    fn add_usage(&mut self, usage: &UsageBuffer);
+}
+
+impl Counted for AgentRecord {
+    fn add_usage(&mut self, usage: &UsageBuffer) {
+        usage.add_to_agent(self);
+    }
+}
+
+impl Counted for VerifierRecord {
+    fn add_usage(&mut self, usage: &UsageBuffer) {
+        usage.add_to_verifier(self);
+    }
+}
+
+impl<T: Counted> Counted for Option<T> {
+    fn add_usage(&mut self, usage: &UsageBuffer) {
+        if let Some(t) = self {
+            t.add_usage(usage);
+        }
+    }
+}
+
+impl<T: Counted> Counted for Vec<T> {
+    fn add_usage(&mut self, usage: &UsageBuffer) {
+        self.iter_mut().for_each(|t| t.add_usage(usage));
+    }
+}
+
+impl<A: Counted, B: Counted> Counted for (A, B) {
+    fn add_usage(&mut self, usage: &UsageBuffer) {
+        self.0.add_usage(usage);
+        self.1.add_usage(usage);
+    }
+}
+
+/// The rules, over one storage. See the module docs.
+#[derive(Debug)]
+pub(crate) struct Registry {
+    storage: Storage,
+    clock: Arc<dyn Clock>,
+    /// Held across a flush's write, so that a read sees each increment exactly once: in the
+    /// buffer or in the database.
+    usage: Mutex<UsageBuffer>,
+    /// Bumped by every flush: a read that straddles one starts again.
+    flushes: AtomicU64,
+    /// Wakes the webhook delivery task after a change that queued deliveries.
+    outbox: Arc<Notify>,
+}
+
+impl Registry {
+    pub(crate) fn new(storage: Storage, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            storage,
+            clock,
+            usage: Mutex::new(UsageBuffer::default()),
+            flushes: AtomicU64::new(0),
+            outbox: Arc::new(Notify::new()),
+        }
+    }
+
+    /// The issuer's clock (ms since the epoch).
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub(crate) fn outbox(&self) -> &Arc<Notify> {
+        &self.outbox
+    }
+
+    /// A change by `actor`, now.
+    pub(crate) fn change(&self, actor: Actor) -> Change {
+        Change {
+            actor,
+            at: self.clock.now_ms(),
+        }
+    }
+
+    /// Runs `work` as one write transaction, then wakes the outbox (the work may have queued
+    /// deliveries).
+    async fn write<T, F>(&self, work: F) -> Result<T, RuleError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut dyn Tx) -> Result<T, RuleError> + Send + 'static,
+    {
+        let out = self.storage.write(work).await;
+        self.outbox.notify_one();
+        out
+    }
+
+    /// A read whose agents and verifiers carry their buffered counter increments.
+    async fn read_counted<T, F>(&self, work: F) -> Result<T, RuleError>
+    where
+        T: Counted + Send + 'static,
+        F: Fn(&mut dyn Tx) -> Result<T, RuleError> + Send + Sync + 'static,
+    {
+        let work = Arc::new(work);
+        loop {
+            let before = self.flushes.load(Ordering::SeqCst);
+            let w = Arc::clone(&work);
+            let mut value = self.storage.read(move |tx| w(tx)).await?;
+            let usage = self.usage.lock().await;
+            if self.flushes.load(Ordering::SeqCst) == before {
+                value.add_usage(&usage);
+                return Ok(value);
+            }
+        }
+    }
+
+    /// Token endpoint: the grant of `client_id` if `presented` is the hash of one of its
+    /// secrets and the agent may obtain tokens now.
+    ///
+    /// One constant-time comparison runs over every secret of the agent (no early exit), and
+    /// over one stored-nothing stand-in for an unknown or malformed id, before the agent's state
+    /// is looked at: the answer's timing tells neither which verifier matched nor why it failed.
+    pub(crate) async fn authenticate_secret(
+        &self,
+        client_id: &str,
+        presented: SecretHash,
+    ) -> Result<Option<ClientGrant>, RuleError> {
+        let id = client_id.to_owned();
+        let (agent, credentials) = self
+            .storage
+            .read(move |tx| {
+                if !is_id(&id, "agt_") {
+                    return Ok::<_, RuleError>((None, Vec::new()));
+                }
+                Ok((tx.agent(&id)?, tx.credentials(&id)?))
+            })
+            .await?;
+        let stand_in = [(
+            String::new(),
+            Credential::Secret(SecretHash::from_bytes([0; 32])),
+        )];
+        let candidates = if credentials.is_empty() {
+            &stand_in[..]
+        } else {
+            &credentials[..]
+        };
+        let mut matched = None;
+        for (verifier_id, credential) in candidates {
+            let Credential::Secret(hash) = credential;
+            if hash.ct_eq(&presented) && matched.is_none() {
+                matched = Some(verifier_id);
+            }
+        }
+        let now = self.clock.now_ms();
+        Ok(match (agent, matched) {
+            (Some(agent), Some(verifier_id))
+                if !credentials.is_empty() && may_obtain_tokens(&agent, now) =>
+            {
+                Some(ClientGrant {
+                    verifier_id: verifier_id.clone(),
+                    agent_id: agent.id,
+                    scopes: agent.scopes,
+                })
+            }
+            _ => None,
+        })
+    }
+
+    /// Token endpoint: counts an issued token (buffered; see the module docs).
+    pub(crate) async fn record_token_issued(&self, grant: &ClientGrant, now_ms: i64) {
+        let mut usage = self.usage.lock().await;
+        UsageBuffer::bump(&mut usage.agents, &grant.agent_id, now_ms);
+        UsageBuffer::bump(&mut usage.verifiers, &grant.verifier_id, now_ms);
+    }
+
+    /// Writes the buffered counters in one transaction.
+    pub(crate) async fn flush(&self) -> Result<(), RuleError> {
+        let mut usage = self.usage.lock().await;
+        if usage.agents.is_empty() && usage.verifiers.is_empty() {
+            return Ok(());
+        }
+        let agents: Vec<_> = usage.agents.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let verifiers: Vec<_> = usage
+            .verifiers
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        self.storage
+            .write(move |tx| {
+                for (id, delta) in &agents {
+                    tx.add_agent_usage(id, *delta)?;
+                }
+                for (id, delta) in &verifiers {
+                    tx.add_verifier_usage(id, *delta)?;
+                }
+                Ok::<_, RuleError>(())
+            })
+            .await?;
+        *usage = UsageBuffer::default();
+        self.flushes.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// Whether `agent` may obtain tokens at `now_ms` (given a valid credential).
+pub(crate) fn may_obtain_tokens(agent: &AgentRecord, now_ms: i64) -> bool {
+    agent.status == AgentStatus::Active && !agent.is_expired_at(now_ms)
+}
+
+impl Registry {
+    /// A copy of the verifiers' buffered increments, for the records an event shows.
+    async fn verifier_usage(&self) -> UsageBuffer {
+        UsageBuffer {
+            agents: HashMap::new(),
+            verifiers: self.usage.lock().await.verifiers.clone(),
+        }
+    }
+}

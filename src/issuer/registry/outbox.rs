@@ -1,0 +1,210 @@
+//! Rules of the audit log and its outbox: every change's events are written in the change's
+//! transaction together with one queued delivery per webhook subscribed to the event's type;
+//! webhook endpoints (at most [`MAX_WEBHOOKS`]); the delivery queue's bookkeeping; and the
+//! signing keys the issuer shares through storage.
+
+use serde::Serialize;
+
+use crate::issuer::model::{EventFilter, EventRecord, EventType, Page, PageRequest, WebhookRecord};
+use crate::issuer::secrets::new_id;
+use crate::issuer::storage::{PendingDelivery, StorageError, StoredSigningKey, Tx, WebhookKey};
+
+use super::{Change, MAX_WEBHOOKS, Object, Registry, RuleError};
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DeliveryOutcome {
+    /// A 2xx answer: the message leaves the queue.
+    Delivered,
+    /// Failed; try again at this instant (ms).
+    RetryAt(i64),
+    /// Failed for the last time: the message leaves the queue.
+    GiveUp,
+}
+
+/// Writes one audit event of `change` (a fresh `evt_` id; `data` is `object` after the change)
+/// and queues it for every webhook subscribed to `kind`.
+pub(super) fn emit(
+    tx: &mut dyn Tx,
+    change: &Change,
+    kind: EventType,
+    agent_id: Option<&str>,
+    object: &impl Serialize,
+    changed: Vec<String>,
+) -> Result<(), RuleError> {
+    let event = EventRecord {
+        id: new_id("evt_")?,
+        kind,
+        created_at: change.at,
+        agent_id: agent_id.map(str::to_owned),
+        actor: change.actor.clone(),
+        data: serde_json::to_value(object).map_err(StorageError::backend)?,
+        changed,
+    };
+    tx.insert_event(&event)?;
+    let mut payload = None;
+    for hook in tx.webhooks()? {
+        if !hook.events.contains(&kind) {
+            continue;
+        }
+        let body = match &payload {
+            Some(p) => p,
+            None => payload.insert(webhook_payload(&event)?),
+        };
+        tx.enqueue_delivery(&hook.id, &event.id, body, event.created_at)?;
+    }
+    Ok(())
+}
+
+/// The Standard Webhooks body of `event`: `{"type", "timestamp", "data"}`.
+fn webhook_payload(event: &EventRecord) -> Result<String, StorageError> {
+    let body = serde_json::json!({
+        "type": event.kind.as_str(),
+        "timestamp": rfc3339_ms(event.created_at),
+        "data": event,
+    });
+    serde_json::to_string(&body).map_err(StorageError::backend)
+}
+
+/// `ms` since the epoch as RFC 3339 UTC with milliseconds.
+pub(crate) fn rfc3339_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (H. Hinnant).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+impl Registry {
+    /// Audit events, newest first.
+    pub(crate) async fn events(
+        &self,
+        filter: EventFilter,
+        page: PageRequest,
+    ) -> Result<Page<EventRecord>, RuleError> {
+        self.storage
+            .read(move |tx| Ok(tx.events(&filter, &page)?))
+            .await
+    }
+
+    /// Stores a webhook endpoint (at most [`MAX_WEBHOOKS`]); from now on every event of its
+    /// types is queued for it.
+    pub(crate) async fn create_webhook(
+        &self,
+        hook: WebhookRecord,
+        key: WebhookKey,
+    ) -> Result<WebhookRecord, RuleError> {
+        self.write(move |tx| {
+            if tx.webhooks()?.len() >= MAX_WEBHOOKS {
+                return Err(RuleError::TooManyWebhooks);
+            }
+            tx.insert_webhook(&hook, &key)?;
+            Ok(hook.clone())
+        })
+        .await
+    }
+
+    /// The webhook endpoints, oldest first.
+    pub(crate) async fn webhooks(&self) -> Result<Vec<WebhookRecord>, RuleError> {
+        self.storage.read(|tx| Ok(tx.webhooks()?)).await
+    }
+
+    /// Removes a webhook endpoint and its queued messages.
+    pub(crate) async fn delete_webhook(&self, id: &str) -> Result<(), RuleError> {
+        let id = id.to_owned();
+        self.write(move |tx| match tx.delete_webhook(&id)? {
+            true => Ok(()),
+            false => Err(RuleError::NotFound(Object::Webhook)),
+        })
+        .await
+    }
+
+    /// Up to `limit` queued messages due now, oldest due first.
+    pub(crate) async fn due_deliveries(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<PendingDelivery>, RuleError> {
+        let now = self.now_ms();
+        self.storage
+            .read(move |tx| Ok(tx.due_deliveries(now, limit)?))
+            .await
+    }
+
+    /// The earliest instant (ms) at which a queued message is due.
+    pub(crate) async fn next_delivery_at(&self) -> Result<Option<i64>, RuleError> {
+        self.storage.read(|tx| Ok(tx.next_delivery_at()?)).await
+    }
+
+    /// Records the outcome of an attempt at delivery `id`.
+    pub(crate) async fn finish_delivery(
+        &self,
+        id: i64,
+        outcome: DeliveryOutcome,
+    ) -> Result<(), RuleError> {
+        self.storage
+            .write(move |tx| {
+                match outcome {
+                    DeliveryOutcome::Delivered | DeliveryOutcome::GiveUp => tx.delete_delivery(id),
+                    DeliveryOutcome::RetryAt(at) => tx.reschedule_delivery(id, at),
+                }?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// The stored signing keys, storing `candidate` first if there are none (in one
+    /// transaction, so that concurrent starts agree on one key).
+    pub(crate) async fn ensure_signing_key(
+        &self,
+        candidate: StoredSigningKey,
+    ) -> Result<Vec<StoredSigningKey>, StorageError> {
+        self.storage
+            .write(move |tx| {
+                if tx.signing_keys()?.is_empty() {
+                    tx.insert_signing_key(&candidate)?;
+                }
+                tx.signing_keys()
+            })
+            .await
+    }
+
+    /// Stores a new signing key (rotation); returns every stored key.
+    pub(crate) async fn add_signing_key(
+        &self,
+        key: StoredSigningKey,
+    ) -> Result<Vec<StoredSigningKey>, StorageError> {
+        self.storage
+            .write(move |tx| {
+                tx.insert_signing_key(&key)?;
+                tx.signing_keys()
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339() {
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(1_781_222_400_123), "2026-06-12T00:00:00.123Z");
+        assert_eq!(rfc3339_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+}

@@ -1,0 +1,266 @@
+//! SQLite storage (`rusqlite`, bundled SQLite): the issuer's embedded default.
+//!
+//! - A file: one writer connection and a few read-only reader connections, WAL mode (readers
+//!   never block the writer), `synchronous=FULL` (an acknowledged write survives a crash of the
+//!   process or the machine), foreign keys on, a busy timeout. The file (and its `-wal`/`-shm`
+//!   companions, which SQLite creates with the same mode) is created `0600`.
+//! - In memory: the same schema and SQL on one private connection that serves reads and writes.
+//! - Work runs on blocking threads (`tokio::task::spawn_blocking`); a write is one immediate
+//!   transaction, a read one deferred transaction (a consistent snapshot across its queries).
+//! - Schema migrations live here and run at open, tracked by `PRAGMA user_version`.
+
+mod tx;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use super::{StorageError, Tx};
+use tx::SqliteTx;
+
+/// Schema migrations, applied in order; `PRAGMA user_version` is the number applied.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE agents (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    external_id TEXT UNIQUE,
+    record TEXT NOT NULL,
+    token_count INTEGER NOT NULL DEFAULT 0,
+    last_activity_at INTEGER
+);
+CREATE TABLE verifiers (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+    hash BLOB NOT NULL,
+    record TEXT NOT NULL,
+    usage_count INTEGER NOT NULL DEFAULT 0,
+    last_used_at INTEGER
+);
+CREATE INDEX verifiers_agent ON verifiers(agent_id);
+CREATE TABLE organizations (
+    id TEXT PRIMARY KEY,
+    record TEXT NOT NULL
+);
+CREATE TABLE memberships (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    organization_id TEXT NOT NULL REFERENCES organizations(id),
+    member_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+    record TEXT NOT NULL,
+    UNIQUE (organization_id, member_id)
+);
+CREATE INDEX memberships_member ON memberships(member_id);
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    agent_id TEXT,
+    record TEXT NOT NULL
+);
+CREATE INDEX events_kind ON events(kind, seq);
+CREATE INDEX events_agent ON events(agent_id, seq);
+CREATE TABLE webhooks (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    key BLOB NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE TABLE deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    webhook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+    message_id TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at INTEGER NOT NULL
+);
+CREATE INDEX deliveries_due ON deliveries(next_at);
+CREATE TABLE signing_keys (
+    kid TEXT PRIMARY KEY,
+    pkcs8 BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);
+"#];
+
+/// Reader connections of a file database, besides the writer.
+const READERS: usize = 3;
+
+type Shared = Arc<Mutex<Connection>>;
+
+/// SQLite storage. See the module docs.
+pub(crate) struct SqliteStorage {
+    writer: Shared,
+    /// Empty in memory: reads then use the writer's connection.
+    readers: Vec<Shared>,
+    next_reader: AtomicUsize,
+    path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for SqliteStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStorage")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // Every transaction either commits or rolls back when dropped, so a panic while holding
+    // a connection leaves no half-written state.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StorageError {
+    StorageError::backend(e)
+}
+
+/// Creates `path` with mode 0600 if it does not exist; tightens it to 0600 if it does.
+fn restrict(path: &Path) -> Result<(), StorageError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(backend)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(backend)?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+fn configure(conn: &Connection, durable: bool) -> Result<(), StorageError> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(backend)?;
+    let pragmas = if durable {
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
+    } else {
+        "PRAGMA foreign_keys = ON;"
+    };
+    conn.execute_batch(pragmas).map_err(backend)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(backend)?;
+    let found: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(backend)?;
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    if found > known {
+        return Err(StorageError::SchemaTooNew { found, known });
+    }
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
+        tx.execute_batch(sql).map_err(backend)?;
+        tx.pragma_update(None, "user_version", i + 1)
+            .map_err(backend)?;
+    }
+    tx.commit().map_err(backend)
+}
+
+impl SqliteStorage {
+    /// Opens (creating if needed) the database at `path`, applying pending migrations.
+    pub(crate) async fn open(path: &Path) -> Result<Self, StorageError> {
+        let p = path.to_path_buf();
+        let (writer, readers) = tokio::task::spawn_blocking(move || {
+            restrict(&p)?;
+            let rw = OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let mut writer = Connection::open_with_flags(&p, rw).map_err(backend)?;
+            configure(&writer, true)?;
+            migrate(&mut writer)?;
+            let ro = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let mut readers = Vec::with_capacity(READERS);
+            for _ in 0..READERS {
+                let conn = Connection::open_with_flags(&p, ro).map_err(backend)?;
+                configure(&conn, false)?;
+                readers.push(Arc::new(Mutex::new(conn)));
+            }
+            Ok::<_, StorageError>((writer, readers))
+        })
+        .await
+        .map_err(backend)??;
+        Ok(Self {
+            writer: Arc::new(Mutex::new(writer)),
+            readers,
+            next_reader: AtomicUsize::new(0),
+            path: Some(path.to_path_buf()),
+        })
+    }
+
+    /// A private in-memory database with the same schema.
+    pub(crate) async fn open_in_memory() -> Result<Self, StorageError> {
+        let writer = tokio::task::spawn_blocking(|| {
+            let mut conn = Connection::open_in_memory().map_err(backend)?;
+            configure(&conn, false)?;
+            migrate(&mut conn)?;
+            Ok::<_, StorageError>(conn)
+        })
+        .await
+        .map_err(backend)??;
+        Ok(Self {
+            writer: Arc::new(Mutex::new(writer)),
+            readers: Vec::new(),
+            next_reader: AtomicUsize::new(0),
+            path: None,
+        })
+    }
+
+    /// Runs `work` in one immediate transaction on a blocking thread; commits on `Ok`.
+    pub(crate) async fn write<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+        F: FnMut(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+    {
+        run(
+            Arc::clone(&self.writer),
+            TransactionBehavior::Immediate,
+            work,
+        )
+        .await
+    }
+
+    /// Runs `work` in one deferred transaction on a reader connection.
+    pub(crate) async fn read<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+        F: FnMut(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+    {
+        let conn = if self.readers.is_empty() {
+            Arc::clone(&self.writer)
+        } else {
+            let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+            Arc::clone(&self.readers[i])
+        };
+        run(conn, TransactionBehavior::Deferred, work).await
+    }
+}
+
+async fn run<T, E, F>(conn: Shared, behavior: TransactionBehavior, mut work: F) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<StorageError> + Send + 'static,
+    F: FnMut(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        let mut conn = lock(&conn);
+        let tx = conn.transaction_with_behavior(behavior).map_err(backend)?;
+        let out = work(&mut SqliteTx::new(&tx))?;
+        tx.commit().map_err(backend)?;
+        Ok(out)
+    })
+    .await
+    .map_err(backend)?
+}
