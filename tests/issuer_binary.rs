@@ -156,3 +156,100 @@ async fn without_env_key_a_generated_key_is_printed_once_and_works() {
     let status = interrupt_and_wait(child).await;
     assert!(status.success(), "{status:?}");
 }
+
+/// One lifecycle against the real binary, whatever its storage flags: create, secret, token
+/// (verified by the middleware against the binary's JWKS), suspension refusing tokens,
+/// reactivation, self-service, key rotation, deletion refusing tokens, the audit trail, and
+/// the counters. Both storage modes run this same function.
+async fn lifecycle_on_the_binary(storage: &[&str]) {
+    use agent_auth::AgentAuth;
+    use agent_auth::issuer::{AdminClient, AdminKey, CreateAgent, EventQuery, EventType};
+
+    const API: &str = "https://api.example.com";
+    let (key_id, key_secret) = ("key_lifecycle", "lifecycle-secret-0123456789abcdef01");
+    let mut args = storage.to_vec();
+    args.extend(["--listen", "127.0.0.1:0"]);
+    let mut cmd = issuer_cmd(&args);
+    cmd.env("AGENT_AUTH_ADMIN_KEY_ID", key_id)
+        .env("AGENT_AUTH_ADMIN_KEY_SECRET", key_secret);
+    let mut child = cmd.spawn().unwrap();
+    let (_, url) = wait_listening(&mut child).await;
+    let admin = AdminClient::new(&url, AdminKey::new(key_id, key_secret)).unwrap();
+
+    let agent = admin
+        .create_agent(&CreateAgent::new("lifecycle bot").scopes(["tickets:read"]))
+        .await
+        .unwrap()
+        .data;
+    let secret = admin
+        .add_secret(&agent.id, Some("primary"))
+        .await
+        .unwrap()
+        .secret;
+    let token = admin
+        .token(&agent.id, secret.expose(), None, Some(API))
+        .await
+        .unwrap();
+    let auth = AgentAuth::new(&url).audience(API);
+    let verified = auth
+        .verify(token.access_token.expose())
+        .await
+        .expect("the binary's token verifies against its JWKS");
+    assert_eq!(verified.id(), agent.id);
+
+    admin.suspend(&agent.id, "lifecycle test").await.unwrap();
+    let refused = admin.token(&agent.id, secret.expose(), None, None).await;
+    assert_eq!(refused.unwrap_err().code(), Some("invalid_client"));
+    admin.reactivate(&agent.id).await.unwrap();
+
+    let own = admin
+        .token(&agent.id, secret.expose(), None, Some(&url))
+        .await
+        .unwrap();
+    let usage = admin.as_agent(own.access_token).usage().await.unwrap();
+    assert_eq!(usage.agent_id, agent.id);
+
+    let rotated = admin.rotate_signing_key().await.unwrap();
+    assert!(rotated.published.len() >= 2, "the old key stays published");
+
+    admin.delete_agent(&agent.id).await.unwrap();
+    let gone = admin.token(&agent.id, secret.expose(), None, None).await;
+    assert_eq!(gone.unwrap_err().code(), Some("invalid_client"));
+
+    let events = admin
+        .events(&EventQuery {
+            agent_id: Some(agent.id.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .data;
+    let kinds: Vec<EventType> = events.iter().rev().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            EventType::AgentCreated,
+            EventType::VerifierAdded,
+            EventType::AgentUpdated,
+            EventType::AgentUpdated,
+            EventType::AgentDeleted,
+        ]
+    );
+    // The deleted agent's record in its last event carries the exact counters: two tokens
+    // were issued (the suspended and the deleted attempts were not).
+    assert_eq!(events[0].data["token_count"], 2);
+    assert!(interrupt_and_wait(child).await.success());
+}
+
+#[tokio::test]
+async fn the_lifecycle_holds_in_memory() {
+    lifecycle_on_the_binary(&["--in-memory"]).await;
+}
+
+#[tokio::test]
+async fn the_lifecycle_holds_on_a_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("issuer.db");
+    lifecycle_on_the_binary(&["--db", db.to_str().unwrap()]).await;
+    assert!(db.exists(), "the state is in the file");
+}

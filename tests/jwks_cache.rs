@@ -1,4 +1,4 @@
-//! The JWKS cache of DESIGN.md §2, over real HTTP: a JWKS server on 127.0.0.1:0 that counts its
+//! The JWKS cache the README describes, over real HTTP: a JWKS server on 127.0.0.1:0 that counts its
 //! fetches, the tickets API behind the layer, and the issuer failing, hanging, redirecting,
 //! rotating keys, sending `Cache-Control`, `ETag`s and oversized documents.
 //!
@@ -27,7 +27,7 @@ const UNKNOWN_KEY: &str = "unknown signing key";
 const SHORT_COOLDOWN: Duration = Duration::from_millis(300);
 /// Comfortably more than [`SHORT_COOLDOWN`].
 const PAST_SHORT_COOLDOWN: Duration = Duration::from_millis(400);
-/// The default unknown-`kid` refetch cooldown (DESIGN.md §2).
+/// The default unknown-`kid` refetch cooldown (`AgentAuth::jwks_refetch_cooldown`).
 const DEFAULT_COOLDOWN_SECS: u64 = 30;
 
 /// A JWKS server publishing `key1`, and the tickets API behind `auth`.

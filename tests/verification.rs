@@ -1,4 +1,4 @@
-//! Every acceptance and rejection rule of DESIGN.md §2, one by one, over real HTTP: a JWKS
+//! Every acceptance and rejection rule of the README's "What the layer checks", one by one, over real HTTP: a JWKS
 //! server and the tickets API on 127.0.0.1:0, tokens signed here with Ed25519, P-256, P-384
 //! and RSA keys.
 

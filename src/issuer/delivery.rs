@@ -16,8 +16,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::clock::Clock;
-use super::registry::{DeliveryOutcome, MAX_DELIVERY_ATTEMPTS};
-use super::state::Shared;
+use super::registry::{DeliveryOutcome, MAX_DELIVERY_ATTEMPTS, Registry};
 use super::storage::PendingDelivery;
 
 /// Messages fetched per round.
@@ -55,8 +54,8 @@ impl RetryPolicy {
 }
 
 /// Runs the delivery loop forever.
-pub(crate) async fn run(shared: Arc<Shared>, retry: RetryPolicy) {
-    let registry = &shared.registry;
+pub(crate) async fn run(registry: Arc<Registry>, retry: RetryPolicy) {
+    let registry = &*registry;
     let clock = registry.clock();
     let wake: &Notify = registry.outbox();
     let http = match reqwest::Client::builder()

@@ -3,7 +3,7 @@
 //! It implements the management API (agents, secret verifiers, organizations and memberships,
 //! audit events, webhooks, signing-key rotation; admin key over HTTP Basic), agent self-service
 //! (the agent's own Bearer token, checked by this crate's middleware), the `client_credentials`
-//! token endpoint, the JWKS and RFC 8414 metadata — the contract of DESIGN.md §3–§4. Tokens are 300-second EdDSA JWTs:
+//! token endpoint, the JWKS and RFC 8414 metadata — as the README describes it. Tokens are 300-second EdDSA JWTs:
 //!
 //! ```text
 //! header  {"alg":"EdDSA","kid":"…","typ":"at+jwt"}
@@ -193,7 +193,7 @@ impl IssuerBuilder {
         let clock = self
             .clock
             .unwrap_or_else(|| Arc::new(SystemClock) as Arc<dyn Clock>);
-        let registry = Registry::new(storage, Arc::clone(&clock));
+        let registry = Arc::new(Registry::new(storage, Arc::clone(&clock)));
 
         let candidate = SigningKey::generate(clock.now_ms())?;
         let keys = KeyRing::from_stored(
@@ -337,7 +337,7 @@ impl Issuer {
                 }
             }
         };
-        let deliveries = delivery::run(Arc::clone(&self.shared), self.shared.retry);
+        let deliveries = delivery::run(Arc::clone(&self.shared.registry), self.shared.retry);
         tokio::spawn(async move {
             tokio::join!(flusher, deliveries);
         })

@@ -113,7 +113,7 @@ impl Secret {
     }
 
     /// The SHA-256 verifier of this secret.
-    pub fn hash(&self) -> SecretHash {
+    pub(crate) fn hash(&self) -> SecretHash {
         SecretHash::of(self.0.as_bytes())
     }
 }
@@ -128,11 +128,11 @@ impl fmt::Debug for Secret {
 ///
 /// Equality is constant-time ([`SecretHash::ct_eq`]); there is deliberately no `PartialEq`.
 #[derive(Clone, Copy)]
-pub struct SecretHash([u8; 32]);
+pub(crate) struct SecretHash([u8; 32]);
 
 impl SecretHash {
     /// SHA-256 of `secret`.
-    pub fn of(secret: &[u8]) -> Self {
+    pub(crate) fn of(secret: &[u8]) -> Self {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret);
         let mut out = [0u8; 32];
         out.copy_from_slice(digest.as_ref());
@@ -140,17 +140,17 @@ impl SecretHash {
     }
 
     /// Rebuilds a hash read back from storage.
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)
     }
 
     /// The 32 hash bytes (for storage backends).
-    pub fn as_bytes(&self) -> &[u8; 32] {
+    pub(crate) fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
 
     /// Constant-time equality.
-    pub fn ct_eq(&self, other: &SecretHash) -> bool {
+    pub(crate) fn ct_eq(&self, other: &SecretHash) -> bool {
         bool::from(self.0.ct_eq(&other.0))
     }
 }

@@ -2,6 +2,8 @@
 //! storage), the signing keys, the admin key's verifier, and the middleware that guards
 //! self-service.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 
 use super::delivery::RetryPolicy;
@@ -16,7 +18,7 @@ pub(crate) struct Shared {
     pub(crate) issuer_url: String,
     pub(crate) token_endpoint: String,
     pub(crate) jwks_uri: String,
-    pub(crate) registry: Registry,
+    pub(crate) registry: Arc<Registry>,
     pub(crate) keys: KeyRing,
     pub(crate) admin: AdminVerifier,
     /// The RFC 8414 document, serialized once.

@@ -356,7 +356,7 @@ async fn serve_metadata(State(state): State<Arc<JwksState>>) -> Json<Value> {
     }))
 }
 
-/// The tickets routes of DESIGN.md §5 behind `auth`, served on 127.0.0.1:0. Returns the base URL.
+/// The tickets routes of `examples/tickets.rs` behind `auth`, served on 127.0.0.1:0. Returns the base URL.
 pub async fn serve_api(auth: AgentAuth) -> String {
     async fn list(agent: Agent) -> Json<Value> {
         Json(json!({

@@ -9,7 +9,7 @@ use crate::issuer::model::{
 use crate::issuer::storage::{Credential, StorageError, Tx};
 
 use super::outbox::emit;
-use super::{Change, MAX_VERIFIERS_PER_AGENT, Object, Registry, RuleError};
+use super::{Change, MAX_VERIFIERS_PER_AGENT, Object, Registry, RuleError, UsageBuffer};
 
 /// A validated partial update of an agent. `None` leaves a field alone; for nullable fields
 /// `Some(None)` clears it.
@@ -85,13 +85,16 @@ fn load(tx: &mut dyn Tx, id: &str) -> Result<AgentRecord, RuleError> {
     tx.agent(id)?.ok_or(RuleError::NotFound(Object::Agent))
 }
 
-/// Applies `patch` and writes `agent.updated` if anything changed.
+/// Applies `patch` and writes `agent.updated` if anything changed; the record returned (and
+/// shown in the event) carries its exact counters.
 fn update(
     tx: &mut dyn Tx,
     mut agent: AgentRecord,
     patch: AgentPatch,
     change: &Change,
+    usage: &UsageBuffer,
 ) -> Result<AgentRecord, RuleError> {
+    usage.add_to_agent(&mut agent);
     let changed = apply_patch(&mut agent, patch)?;
     if changed.is_empty() {
         return Ok(agent);
@@ -110,9 +113,15 @@ fn update(
 }
 
 /// Deletes the agent: its memberships end (one `organization.membership.deleted` each), its
-/// verifiers go, then the agent (`agent.deleted`).
-fn delete(tx: &mut dyn Tx, id: &str, change: &Change) -> Result<(), RuleError> {
-    let agent = load(tx, id)?;
+/// verifiers go, then the agent (`agent.deleted`, showing its final counters).
+fn delete(
+    tx: &mut dyn Tx,
+    id: &str,
+    change: &Change,
+    usage: &UsageBuffer,
+) -> Result<(), RuleError> {
+    let mut agent = load(tx, id)?;
+    usage.add_to_agent(&mut agent);
     for m in tx.memberships_of(id)? {
         tx.delete_membership(&m.organization_id, &m.member_id)?;
         emit(
@@ -154,32 +163,19 @@ impl Registry {
         agent: AgentRecord,
         change: Change,
     ) -> Result<Created, RuleError> {
-        let created = self
-            .write(move |tx| {
-                if let Some(ext) = &agent.external_id {
-                    if let Some(existing) = tx.agent_by_external_id(ext)? {
-                        return Ok(Created::Existing(existing));
-                    }
+        self.write_counted(move |tx, usage| {
+            if let Some(ext) = &agent.external_id {
+                if let Some(mut existing) = tx.agent_by_external_id(ext)? {
+                    usage.add_to_agent(&mut existing);
+                    return Ok(Created::Existing(existing));
                 }
-                tx.insert_agent(&agent).map_err(taken)?;
-                emit(
-                    tx,
-                    &change,
-                    EventType::AgentCreated,
-                    Some(&agent.id),
-                    &agent,
-                    Vec::new(),
-                )?;
-                Ok(Created::New(agent.clone()))
-            })
-            .await?;
-        Ok(match created {
-            Created::Existing(mut a) => {
-                self.usage.lock().await.add_to_agent(&mut a);
-                Created::Existing(a)
             }
-            new => new,
+            tx.insert_agent(&agent).map_err(taken)?;
+            let id = Some(agent.id.as_str());
+            emit(tx, &change, EventType::AgentCreated, id, &agent, Vec::new())?;
+            Ok(Created::New(agent.clone()))
         })
+        .await
     }
 
     /// One agent.
@@ -206,20 +202,18 @@ impl Registry {
         change: Change,
     ) -> Result<AgentRecord, RuleError> {
         let id = id.to_owned();
-        let mut agent = self
-            .write(move |tx| {
-                let agent = load(tx, &id)?;
-                update(tx, agent, patch.clone(), &change)
-            })
-            .await?;
-        self.usage.lock().await.add_to_agent(&mut agent);
-        Ok(agent)
+        self.write_counted(move |tx, usage| {
+            let agent = load(tx, &id)?;
+            update(tx, agent, patch.clone(), &change, usage)
+        })
+        .await
     }
 
     /// An administrator's deletion.
     pub(crate) async fn delete_agent(&self, id: &str, change: Change) -> Result<(), RuleError> {
         let id = id.to_owned();
-        self.write(move |tx| delete(tx, &id, &change)).await
+        self.write_counted(move |tx, usage| delete(tx, &id, &change, usage))
+            .await
     }
 
     /// Adds a verifier (at most [`MAX_VERIFIERS_PER_AGENT`]); writes `agent.verifier.added`.
@@ -267,8 +261,7 @@ impl Registry {
         change: Change,
     ) -> Result<(), RuleError> {
         let (agent_id, verifier_id) = (agent_id.to_owned(), verifier_id.to_owned());
-        let usage = self.verifier_usage().await;
-        self.write(move |tx| {
+        self.write_counted(move |tx, usage| {
             let mut found = tx
                 .verifiers(&agent_id)?
                 .into_iter()
@@ -296,8 +289,7 @@ impl Registry {
         credential: Credential,
         change: Change,
     ) -> Result<VerifierRecord, RuleError> {
-        let usage = self.verifier_usage().await;
-        self.write(move |tx| {
+        self.write_counted(move |tx, usage| {
             let agent = load(tx, &verifier.agent_id)?;
             self_service_allowed(&agent)?;
             let id = Some(agent.id.as_str());
@@ -336,25 +328,22 @@ impl Registry {
         change: Change,
     ) -> Result<AgentRecord, RuleError> {
         let id = agent_id.to_owned();
-        let mut agent = self
-            .write(move |tx| {
-                let agent = load(tx, &id)?;
-                self_service_allowed(&agent)?;
-                if agent.status != from {
-                    return Err(RuleError::WrongStatus {
-                        actual: agent.status,
-                        required: from,
-                    });
-                }
-                let patch = AgentPatch {
-                    status: Some(to),
-                    ..AgentPatch::default()
-                };
-                update(tx, agent, patch, &change)
-            })
-            .await?;
-        self.usage.lock().await.add_to_agent(&mut agent);
-        Ok(agent)
+        self.write_counted(move |tx, usage| {
+            let agent = load(tx, &id)?;
+            self_service_allowed(&agent)?;
+            if agent.status != from {
+                return Err(RuleError::WrongStatus {
+                    actual: agent.status,
+                    required: from,
+                });
+            }
+            let patch = AgentPatch {
+                status: Some(to),
+                ..AgentPatch::default()
+            };
+            update(tx, agent, patch, &change, usage)
+        })
+        .await
     }
 
     /// Self-service deletion.
@@ -364,9 +353,9 @@ impl Registry {
         change: Change,
     ) -> Result<(), RuleError> {
         let id = agent_id.to_owned();
-        self.write(move |tx| {
+        self.write_counted(move |tx, usage| {
             self_service_allowed(&load(tx, &id)?)?;
-            delete(tx, &id, &change)
+            delete(tx, &id, &change, usage)
         })
         .await
     }

@@ -374,11 +374,21 @@ pub(crate) fn may_obtain_tokens(agent: &AgentRecord, now_ms: i64) -> bool {
 }
 
 impl Registry {
-    /// A copy of the verifiers' buffered increments, for the records an event shows.
-    async fn verifier_usage(&self) -> UsageBuffer {
-        UsageBuffer {
-            agents: HashMap::new(),
-            verifiers: self.usage.lock().await.verifiers.clone(),
-        }
+    /// [`write`](Self::write) for work whose events show counters: it gets the buffered
+    /// increments, and no flush can move them to the database while it runs (each is counted
+    /// once).
+    async fn write_counted<T, F>(&self, mut work: F) -> Result<T, RuleError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut dyn Tx, &UsageBuffer) -> Result<T, RuleError> + Send + 'static,
+    {
+        let usage = self.usage.lock().await;
+        let snapshot = UsageBuffer {
+            agents: usage.agents.clone(),
+            verifiers: usage.verifiers.clone(),
+        };
+        let out = self.write(move |tx| work(tx, &snapshot)).await;
+        drop(usage);
+        out
     }
 }

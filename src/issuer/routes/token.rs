@@ -28,7 +28,7 @@ struct AgentDat {
     kind: &'static str,
 }
 
-/// The access token's claims (DESIGN §3).
+/// The access token's claims (the token format in the module docs of `crate::issuer`).
 #[derive(Serialize)]
 struct AccessClaims<'a> {
     iss: &'a str,
