@@ -116,6 +116,7 @@ async fn create_agent_returns_201_with_every_field() {
         "status",
         "status_reason",
         "scopes",
+        "resources",
         "external_id",
         "created_at",
         "updated_at",

@@ -188,9 +188,16 @@ async fn deactivate_and_reactivate_self() {
         issuer.admin().get_agent(&agent.id).await.unwrap().status,
         AgentStatus::Deactivated
     );
-    // No new tokens while deactivated.
-    let r = token_post(&issuer, &agent.id, agent.secret.expose(), &[]).await;
-    assert_eq!(r.oauth_error(401), "invalid_client");
+    // While deactivated, no token for any API: only for the issuer itself (see
+    // `issuer_hardening` for the way back after the last token expired).
+    let r = token_post(
+        &issuer,
+        &agent.id,
+        agent.secret.expose(),
+        &[("resource", "https://api.example.com")],
+    )
+    .await;
+    assert_eq!(r.oauth_error(400), "invalid_target");
     // Twice → 409.
     assert_eq!(client.deactivate().await.unwrap_err().status(), Some(409));
     let me = client.reactivate().await.unwrap();

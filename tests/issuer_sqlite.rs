@@ -71,13 +71,15 @@ async fn state_and_signing_keys_survive_a_restart() {
 
     let issuer = TestIssuer::start_on(addr, sqlite(&db)).await;
     assert_eq!(issuer.url(), format!("http://{addr}"));
-    // Keys: same signing key, the rotated-out key still published.
+    // Keys: the same key signs, the rotated-in key is still only published, and it signs
+    // from the same moment as before the restart.
     assert_eq!(issuer.issuer().signing_kid(), kid);
-    assert_eq!(kid, rotated.kid);
+    assert_ne!(kid, rotated.kid);
     let jwks = read(http().get(issuer.jwks_uri()).send().await.unwrap())
         .await
         .json();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+    assert_eq!(jwks["keys"][1]["kid"], rotated.kid.as_str());
     // The token minted before the restart verifies after it, with the middleware.
     let auth = AgentAuth::new(&issuer).audience(API);
     assert_eq!(
@@ -108,6 +110,11 @@ async fn state_and_signing_keys_survive_a_restart() {
             .status,
         200
     );
+    // Once its delay has passed, the rotated-in key signs.
+    issuer.advance_clock(Duration::from_millis(
+        u64::try_from(rotated.signs_from - issuer.now_ms()).unwrap() + 1,
+    ));
+    assert_eq!(issuer.issuer().signing_kid(), rotated.kid);
     issuer.shutdown().await;
 
     // The webhook queue survived too (two agent.updated messages for the unreachable URL).

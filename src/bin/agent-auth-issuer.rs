@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! agent-auth-issuer [--db PATH | --in-memory] [--listen 127.0.0.1:8080] [--issuer-url URL]
+//!                   [--key-publish-delay SECS]
 //! ```
 //!
 //! State lives in SQLite by default (`--db`, default `agent-auth-issuer.db` in the working
@@ -37,6 +38,9 @@ struct Args {
     /// Keep everything in memory (lost on exit).
     #[arg(long)]
     in_memory: bool,
+    /// Seconds a rotated signing key is published before it signs (the JWKS max-age).
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    key_publish_delay: u64,
 }
 
 fn admin_key_from_env() -> Result<(AdminKey, bool), String> {
@@ -127,6 +131,7 @@ async fn main() -> ExitCode {
         .issuer_url(issuer_url)
         .admin_key(key.clone())
         .database(database)
+        .key_publish_delay(std::time::Duration::from_secs(args.key_publish_delay))
         .build()
         .await
     {

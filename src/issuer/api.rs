@@ -27,6 +27,10 @@ pub struct CreateAgent {
     /// Scope ceiling (≤ 256 RFC 6749 scope tokens).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
+    /// The audiences its tokens may carry (≤ 20 absolute URIs, the first is the default);
+    /// empty: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
     /// Unique key for idempotent provisioning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
@@ -51,6 +55,16 @@ impl CreateAgent {
         S: Into<String>,
     {
         self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Limits the audiences its tokens may carry (the first is the default `aud`).
+    pub fn resources<I, S>(mut self, resources: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.resources = resources.into_iter().map(Into::into).collect();
         self
     }
 
@@ -134,6 +148,9 @@ pub struct UpdateAgent {
     /// New scope ceiling (replaces the old one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
+    /// New audience list (replaces the old one; `[]` lifts the limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Vec<String>>,
     /// New or cleared external id.
     #[serde(
         default,
@@ -294,8 +311,21 @@ pub struct AgentUsage {
 /// `POST /v1/keys/rotate` response data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RotatedKey {
-    /// The kid of the key that now signs new tokens.
+    /// The new key's kid.
     pub kid: String,
-    /// The kids published in the JWKS (the new key and those still covering live tokens).
+    /// When the new key starts signing (ms): after the publish delay, or at once for an
+    /// immediate rotation.
+    pub signs_from: i64,
+    /// The kids published in the JWKS now, the one signing now first.
     pub published: Vec<String>,
+}
+
+/// `POST /v1/keys/rotate` request body (optional: an empty body is `{}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKey {
+    /// After a compromise: sign with the new key at once and drop every older key from the
+    /// JWKS (tokens they signed stop verifying once resource servers refetch).
+    #[serde(default)]
+    pub immediate: bool,
 }

@@ -10,7 +10,8 @@ use serde::de::DeserializeOwned;
 
 use super::api::{
     CreateAgent, CreateMembership, CreateOrganization, CreateVerifier, CreateWebhook, CreatedAgent,
-    CreatedSecret, CreatedWebhook, Data, ListPage, RotatedKey, TokenResponse, UpdateAgent,
+    CreatedSecret, CreatedWebhook, Data, ListPage, RotateKey, RotatedKey, TokenResponse,
+    UpdateAgent,
 };
 use super::model::{AgentRecord, EventRecord, EventType, VerifierKind, VerifierRecord};
 use super::model::{MembershipRecord, OrganizationRecord, WebhookRecord};
@@ -453,10 +454,22 @@ impl AdminClient {
         Ok(())
     }
 
-    /// `POST /v1/keys/rotate`: a new signing key signs new tokens from now on.
+    /// `POST /v1/keys/rotate`: a new signing key, published now, signing from
+    /// [`RotatedKey::signs_from`] (after the issuer's publish delay).
     pub async fn rotate_signing_key(&self) -> Result<RotatedKey, ClientError> {
         let (s, b) = self
             .admin_call(Method::POST, &["v1", "keys", "rotate"], &[], Self::NO_BODY)
+            .await?;
+        Ok(Self::decode::<Data<RotatedKey>>(s, &b)?.data)
+    }
+
+    /// `POST /v1/keys/rotate {"immediate": true}`, after a compromise: the new key signs at
+    /// once and every older key leaves the JWKS (their tokens stop verifying once resource
+    /// servers refetch).
+    pub async fn rotate_signing_key_immediately(&self) -> Result<RotatedKey, ClientError> {
+        let body = RotateKey { immediate: true };
+        let (s, b) = self
+            .admin_call(Method::POST, &["v1", "keys", "rotate"], &[], Some(&body))
             .await?;
         Ok(Self::decode::<Data<RotatedKey>>(s, &b)?.data)
     }

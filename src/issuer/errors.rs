@@ -66,6 +66,9 @@ pub enum IssuerError {
     /// The admin client could not be built.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// The middleware guarding self-service could not be configured from the issuer URL.
+    #[error("self-service verification could not be configured: {0}")]
+    SelfService(#[source] crate::ConfigError),
 }
 
 impl IssuerError {

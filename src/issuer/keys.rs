@@ -1,10 +1,21 @@
-//! Signing keys: Ed25519 key pairs loaded once, compact-JWS signing, and the JWKS document the
-//! issuer serves (pre-serialized, with its `ETag`).
+//! Signing keys: Ed25519 key pairs loaded once, compact-JWS signing, the JWKS document the
+//! issuer serves (pre-serialized, with its `ETag`), and each key's life.
 //!
-//! The key ring holds its key set behind an `ArcSwap`: rotation swaps in a new active key
-//! without locking the token path. A key that stopped signing stays published for
-//! [`RETIRED_KEY_PUBLISHED_MS`] (every token it signed has expired by then, with a margin for
-//! clock skew), then leaves the JWKS; the set is rebuilt lazily when that moment has passed.
+//! A key's life, all decided here from the stored keys and the time:
+//!
+//! 1. **Published, not signing** from its creation until `signs_from` (the publish delay,
+//!    default [`DEFAULT_KEY_PUBLISH_DELAY`], the JWKS `max-age`): every resource server has
+//!    fetched it before the first token it signed arrives, so none meets an unknown `kid`.
+//! 2. **Signing**: the newest key whose `signs_from` has passed.
+//! 3. **Retired, still published** once a newer key signs, for [`RETIRED_KEY_PUBLISHED_MS`]
+//!    (every token it signed has expired by then, with a margin for clock skew).
+//! 4. **Gone**: out of the JWKS, and the issuer deletes it from storage.
+//!
+//! An immediate rotation (after a compromise) deletes every older key and signs with the new
+//! one at once. The key ring holds its key set behind an `ArcSwap`: rotation swaps in a new set
+//! without locking the token path; the set is rebuilt when its next change is due. Every set
+//! is also handed, in process, to the middleware that guards self-service
+//! ([`KeyRing::new`]'s mirror): self-service never trusts whoever answers at the public URL.
 
 use std::fmt;
 use std::sync::Arc;
@@ -18,6 +29,7 @@ use serde::Serialize;
 
 use super::secrets::SecretHash;
 use super::storage::StoredSigningKey;
+use crate::jwks::JwksCache;
 
 /// How long a key stays in the JWKS after a newer key replaced it: the token lifetime (300 s)
 /// plus a 60 s margin for clock skew and verifier leeway.
@@ -25,6 +37,10 @@ pub const RETIRED_KEY_PUBLISHED_MS: i64 = (TOKEN_LIFETIME_SECS + 60) * 1000;
 
 /// Lifetime of every access token, in seconds (fixed by design).
 pub const TOKEN_LIFETIME_SECS: i64 = 300;
+
+/// How long a new key is published before it signs, by default: the JWKS `max-age` (300 s), so
+/// that resource servers caching the JWKS have the key before its first token.
+pub const DEFAULT_KEY_PUBLISH_DELAY: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Signing-key failures.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +63,9 @@ pub enum KeyError {
     /// Claims or header could not be serialized.
     #[error("token could not be serialized: {0}")]
     Serialize(#[from] serde_json::Error),
+    /// The JWKS document could not be read back as keys for self-service.
+    #[error("the JWKS could not be handed to self-service: {0}")]
+    Mirror(#[source] serde_json::Error),
 }
 
 /// One loaded Ed25519 signing key with its pre-encoded JWS header.
@@ -82,8 +101,9 @@ fn thumbprint(x: &str) -> String {
 }
 
 impl SigningKey {
-    /// A new random key in its storable form; its `kid` is the RFC 7638 thumbprint.
-    pub(crate) fn generate(now_ms: i64) -> Result<StoredSigningKey, KeyError> {
+    /// A new random key in its storable form, published from `now_ms` and signing from
+    /// `signs_from`; its `kid` is the RFC 7638 thumbprint.
+    pub(crate) fn generate(now_ms: i64, signs_from: i64) -> Result<StoredSigningKey, KeyError> {
         let pair = Ed25519KeyPair::generate().map_err(|_| KeyError::Generate)?;
         let der = pair.to_pkcs8().map_err(|_| KeyError::Generate)?;
         let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
@@ -91,6 +111,7 @@ impl SigningKey {
             kid: thumbprint(&x),
             pkcs8_der: der.as_ref().to_vec(),
             created_at: now_ms,
+            signs_from,
         })
     }
 
@@ -188,51 +209,71 @@ pub(crate) struct KeySet {
     jwks_body: Bytes,
     etag: String,
     kids: Vec<String>,
-    /// When a published retired key is due to leave the JWKS (ms).
+    /// When this set stops being the right one (ms): a pending key starts signing, or a
+    /// retired key leaves the JWKS.
     next_change_at: Option<i64>,
+    /// Retired keys past their publication: no unexpired token can carry them.
+    expired: Vec<String>,
 }
 
 impl KeySet {
     fn build(mut stored: Vec<StoredSigningKey>, now_ms: i64) -> Result<Self, KeyError> {
-        // Newest first: the newest key signs; an older key stays published until
-        // RETIRED_KEY_PUBLISHED_MS after the key that replaced it was created.
-        stored.sort_by_key(|k| std::cmp::Reverse(k.created_at));
+        // In signing order; the newest key whose time has come signs (the first key signs
+        // anyway if none has: a store holds at least one key that may sign).
+        stored.sort_by_key(|k| (k.signs_from, k.created_at));
+        let active_at = stored
+            .iter()
+            .rposition(|k| k.signs_from <= now_ms)
+            .unwrap_or(0);
         let mut next_change_at: Option<i64> = None;
+        let mut soonest = |at: i64| next_change_at = Some(next_change_at.map_or(at, |n| n.min(at)));
+        let mut expired = Vec::new();
         let mut published = Vec::with_capacity(stored.len());
         for (i, key) in stored.iter().enumerate() {
-            if i == 0 {
+            if i > active_at {
+                // Pending: published now, signing from `signs_from`.
+                soonest(key.signs_from);
                 published.push(key);
-                continue;
-            }
-            let until = stored[i - 1]
-                .created_at
-                .saturating_add(RETIRED_KEY_PUBLISHED_MS);
-            if now_ms < until {
-                published.push(key);
-                next_change_at = Some(next_change_at.map_or(until, |n| n.min(until)));
+            } else if i < active_at {
+                // Retired when its successor started signing.
+                let until = stored[i + 1]
+                    .signs_from
+                    .max(stored[i + 1].created_at)
+                    .saturating_add(RETIRED_KEY_PUBLISHED_MS);
+                if now_ms < until {
+                    soonest(until);
+                    published.push(key);
+                } else {
+                    expired.push(key.kid.clone());
+                }
             }
         }
-        let keys = published
+        let active = SigningKey::load(stored.get(active_at).ok_or(KeyError::NoKey)?)?;
+        let others = published
             .into_iter()
             .map(SigningKey::load)
             .collect::<Result<Vec<_>, _>>()?;
+        // The signing key first, then the others newest first.
+        let keys: Vec<&SigningKey> = std::iter::once(&active)
+            .chain(others.iter().rev())
+            .collect();
         let jwks_body = serde_json::to_vec(&Jwks {
-            keys: keys.iter().map(SigningKey::jwk).collect(),
+            keys: keys.iter().map(|k| k.jwk()).collect(),
         })?;
         let digest = SecretHash::of(&jwks_body);
         let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&digest.as_bytes()[..16]));
         let kids = keys.iter().map(|k| k.kid.clone()).collect();
-        let active = keys.into_iter().next().ok_or(KeyError::NoKey)?;
         Ok(Self {
             active: Arc::new(active),
             jwks_body: Bytes::from(jwks_body),
             etag,
             kids,
             next_change_at,
+            expired,
         })
     }
 
-    /// The kids in the JWKS, the active one first.
+    /// The kids in the JWKS, the signing one first.
     pub(crate) fn kids(&self) -> &[String] {
         &self.kids
     }
@@ -251,6 +292,11 @@ impl KeySet {
     pub(crate) fn etag(&self) -> &str {
         &self.etag
     }
+
+    /// Stored keys that left the JWKS for good: storage may forget them.
+    pub(crate) fn expired(&self) -> &[String] {
+        &self.expired
+    }
 }
 
 /// The issuer's signing keys.
@@ -259,26 +305,33 @@ pub(crate) struct KeyRing {
     current: ArcSwap<KeySet>,
     /// Every stored key (the published ones are derived from it and the time).
     stored: std::sync::Mutex<Vec<StoredSigningKey>>,
+    /// The self-service verifier's key cache: given every set this ring publishes.
+    mirror: Arc<JwksCache>,
 }
 
 impl KeyRing {
-    /// Loads the stored keys that are published at `now_ms`; the newest signs.
-    pub(crate) fn from_stored(
+    /// Loads the stored keys as published at `now_ms` and hands them to `mirror`.
+    pub(crate) fn new(
         stored: Vec<StoredSigningKey>,
         now_ms: i64,
+        mirror: Arc<JwksCache>,
     ) -> Result<Self, KeyError> {
+        let set = KeySet::build(stored.clone(), now_ms)?;
+        mirror_into(&mirror, &set)?;
         Ok(Self {
-            current: ArcSwap::from_pointee(KeySet::build(stored.clone(), now_ms)?),
+            current: ArcSwap::from_pointee(set),
             stored: std::sync::Mutex::new(stored),
+            mirror,
         })
     }
 
-    /// The current key set (cheap: an `Arc` load).
+    /// The current key set (cheap: an `Arc` load), possibly past its next change.
     pub(crate) fn current(&self) -> Arc<KeySet> {
         self.current.load_full()
     }
 
-    /// The key set at `now_ms`: rebuilt first if a retired key is due to leave the JWKS.
+    /// The key set at `now_ms`: rebuilt first if its next change is due (one atomic load and
+    /// a comparison otherwise).
     pub(crate) fn at(&self, now_ms: i64) -> Result<Arc<KeySet>, KeyError> {
         let set = self.current();
         if set.next_change_at.is_some_and(|t| now_ms >= t) {
@@ -287,26 +340,38 @@ impl KeyRing {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone();
-            self.current.store(Arc::new(KeySet::build(stored, now_ms)?));
-            return Ok(self.current());
+            return self.publish(stored, now_ms);
         }
         Ok(set)
     }
 
-    /// Replaces the stored keys (after a rotation) and republishes at `now_ms`.
+    /// Replaces the stored keys (after a rotation or a pruning) and republishes at `now_ms`.
     pub(crate) fn replace(
         &self,
         stored: Vec<StoredSigningKey>,
         now_ms: i64,
     ) -> Result<Arc<KeySet>, KeyError> {
-        let set = Arc::new(KeySet::build(stored.clone(), now_ms)?);
+        let set = self.publish(stored.clone(), now_ms)?;
         *self
             .stored
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = stored;
+        Ok(set)
+    }
+
+    fn publish(&self, stored: Vec<StoredSigningKey>, now_ms: i64) -> Result<Arc<KeySet>, KeyError> {
+        let set = Arc::new(KeySet::build(stored, now_ms)?);
+        mirror_into(&self.mirror, &set)?;
         self.current.store(Arc::clone(&set));
         Ok(set)
     }
+}
+
+/// Hands `set`'s public keys to the self-service verifier, parsed exactly as a fetched JWKS.
+fn mirror_into(mirror: &JwksCache, set: &KeySet) -> Result<(), KeyError> {
+    let keys = crate::jwks::KeySet::parse(&set.jwks_body).map_err(KeyError::Mirror)?;
+    mirror.serve_local(keys);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -315,10 +380,9 @@ mod tests {
 
     #[test]
     fn signs_verifiable_jws_and_publishes_jwk() {
-        let stored = SigningKey::generate(1).unwrap();
+        let stored = SigningKey::generate(1, 1).unwrap();
         assert!(format!("{stored:?}").contains("<redacted>"));
-        let ring = KeyRing::from_stored(vec![stored.clone()], 1).unwrap();
-        let set = ring.current();
+        let set = KeySet::build(vec![stored.clone()], 1).unwrap();
         let jws = set.active().sign(&serde_json::json!({"a": 1})).unwrap();
         let parts: Vec<&str> = jws.split('.').collect();
         assert_eq!(parts.len(), 3);

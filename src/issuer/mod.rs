@@ -78,6 +78,13 @@
 //!
 //! Several replicas on one database are not supported yet: a key rotation is seen by the other
 //! replicas only when they restart (the database is shared, the in-memory key ring is not).
+//!
+//! # Hardening
+//!
+//! Self-service tokens are checked with the in-process keys; a rotated key is published
+//! [`DEFAULT_KEY_PUBLISH_DELAY`] before it signs (`{"immediate": true}` after a compromise);
+//! retired keys leave the JWKS and storage once no unexpired token can carry them. SECURITY.md
+//! lists every defence and the test that proves it.
 
 mod agent_client;
 mod api;
@@ -104,14 +111,16 @@ use tokio::net::TcpListener;
 pub use agent_client::AgentClient;
 pub use api::{
     AgentUsage, CreateAgent, CreateMembership, CreateOrganization, CreateVerifier, CreateWebhook,
-    CreatedAgent, CreatedSecret, CreatedWebhook, Data, ListPage, RotatedKey, TokenResponse,
-    UpdateAgent,
+    CreatedAgent, CreatedSecret, CreatedWebhook, Data, ListPage, RotateKey, RotatedKey,
+    TokenResponse, UpdateAgent,
 };
 pub use client::{AdminClient, ClientError, EventQuery};
 pub use clock::{Clock, OffsetClock, SystemClock};
 pub use delivery::RetryPolicy;
 pub use errors::{IssuerError, IssuerUrlError};
-pub use keys::{KeyError, RETIRED_KEY_PUBLISHED_MS, TOKEN_LIFETIME_SECS};
+pub use keys::{
+    DEFAULT_KEY_PUBLISH_DELAY, KeyError, RETIRED_KEY_PUBLISHED_MS, TOKEN_LIFETIME_SECS,
+};
 pub use model::{
     Actor, ActorKind, AgentRecord, AgentStatus, CredentialInfo, EventRecord, EventType, MemberType,
     MembershipRecord, OrganizationRecord, VerifierKind, VerifierRecord, VerifierStatus,
@@ -146,6 +155,7 @@ pub struct IssuerBuilder {
     database: Option<Database>,
     clock: Option<Arc<dyn Clock>>,
     retry: Option<RetryPolicy>,
+    key_publish_delay: Option<std::time::Duration>,
 }
 
 impl IssuerBuilder {
@@ -180,6 +190,14 @@ impl IssuerBuilder {
         self
     }
 
+    /// How long a rotated key is published before it signs (default
+    /// [`DEFAULT_KEY_PUBLISH_DELAY`], the JWKS `max-age`): resource servers that cache the JWKS
+    /// then never meet a token whose `kid` they do not know.
+    pub fn key_publish_delay(mut self, delay: std::time::Duration) -> Self {
+        self.key_publish_delay = Some(delay);
+        self
+    }
+
     /// Validates the configuration, opens the database and loads (or, in an empty database,
     /// creates) the signing key.
     pub async fn build(self) -> Result<Issuer, IssuerError> {
@@ -195,11 +213,19 @@ impl IssuerBuilder {
             .unwrap_or_else(|| Arc::new(SystemClock) as Arc<dyn Clock>);
         let registry = Arc::new(Registry::new(storage, Arc::clone(&clock)));
 
-        let candidate = SigningKey::generate(clock.now_ms())?;
-        let keys = KeyRing::from_stored(
-            registry.ensure_signing_key(candidate).await?,
-            clock.now_ms(),
-        )?;
+        // Self-service is verified by this crate's middleware with the issuer's own keys,
+        // handed over in process by the key ring: never fetched from the public URL, which
+        // whoever sits on the network path could answer.
+        let self_auth = crate::AgentAuth::new(&issuer_url).audience(issuer_url.clone());
+        let self_keys = self_auth
+            .verifier()
+            .map_err(IssuerError::SelfService)?
+            .keys
+            .clone();
+        let now = clock.now_ms();
+        let candidate = SigningKey::generate(now, now)?;
+        let stored = registry.ensure_signing_key(candidate).await?;
+        let keys = KeyRing::new(stored, now, self_keys)?;
 
         let base = issuer_url.trim_end_matches('/');
         let token_endpoint = format!("{base}/token");
@@ -207,12 +233,6 @@ impl IssuerBuilder {
         let metadata =
             routes::discovery::metadata_document(&issuer_url, &token_endpoint, &jwks_uri);
         tracing::info!(issuer = %issuer_url, kid = %keys.current().active().kid(), "issuer ready");
-        // Its own JWKS over HTTP (the middleware takes keys from a URL only); after a key
-        // rotation the issuer refreshes it at once, so a short cooldown only bounds floods.
-        let self_auth = crate::AgentAuth::new(&issuer_url)
-            .audience(issuer_url.clone())
-            .jwks_uri(jwks_uri.clone())
-            .jwks_refetch_cooldown(std::time::Duration::from_secs(5));
         Ok(Issuer {
             shared: Arc::new(Shared {
                 token_endpoint,
@@ -224,6 +244,8 @@ impl IssuerBuilder {
                 metadata,
                 self_auth,
                 retry: self.retry.unwrap_or_default(),
+                key_publish_delay: self.key_publish_delay.unwrap_or(DEFAULT_KEY_PUBLISH_DELAY),
+                key_changes: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -293,9 +315,14 @@ impl Issuer {
         &self.shared.jwks_uri
     }
 
-    /// The kid of the key that signs new tokens.
+    /// The kid of the key that signs new tokens now.
     pub fn signing_kid(&self) -> String {
-        self.shared.keys.current().active().kid().to_owned()
+        let now = self.shared.registry.now_ms();
+        match self.shared.keys.at(now) {
+            Ok(set) => set.active().kid().to_owned(),
+            // The set could not be rebuilt: the token endpoint still signs with the last one.
+            Err(_) => self.shared.keys.current().active().kid().to_owned(),
+        }
     }
 
     /// The axum router serving every endpoint (mount it at the root of the issuer URL).
@@ -332,8 +359,8 @@ impl Issuer {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                if let Err(e) = shared.registry.flush().await {
-                    tracing::error!(error = %e, "usage counters could not be flushed");
+                if let Err(e) = shared.flush().await {
+                    tracing::error!(error = %e, "buffered state could not be written");
                 }
             }
         };
@@ -344,13 +371,11 @@ impl Issuer {
         .abort_handle()
     }
 
-    /// Writes buffered state (usage counters) to the database now.
+    /// Writes buffered state (usage counters) to the database now, and removes the signing
+    /// keys that left the JWKS for good (what [`spawn_background`](Self::spawn_background)
+    /// does every [`FLUSH_INTERVAL`]).
     pub async fn flush(&self) -> Result<(), IssuerError> {
-        self.shared
-            .registry
-            .flush()
-            .await
-            .map_err(IssuerError::from_rule)
+        self.shared.flush().await
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {

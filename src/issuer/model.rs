@@ -44,6 +44,10 @@ pub struct AgentRecord {
     pub status_reason: Option<String>,
     /// The ceiling for the scopes its tokens can carry.
     pub scopes: Vec<String>,
+    /// The audiences its tokens may carry (exact absolute URIs; the first is the default).
+    /// Empty: any `resource`. The issuer's own URL (self-service) is always allowed.
+    #[serde(default)]
+    pub resources: Vec<String>,
     /// Caller-chosen unique key for idempotent provisioning.
     pub external_id: Option<String>,
     /// Creation time (ms).

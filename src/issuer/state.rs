@@ -7,10 +7,12 @@ use std::sync::Arc;
 use axum::body::Bytes;
 
 use super::delivery::RetryPolicy;
-use super::keys::KeyRing;
+use super::errors::IssuerError;
+use super::keys::{KeyRing, KeySet, SigningKey};
 use super::model::Actor;
 use super::registry::{Change, Registry};
 use super::secrets::AdminVerifier;
+use super::storage::StoredSigningKey;
 
 /// State shared by every handler.
 #[derive(Debug)]
@@ -25,8 +27,14 @@ pub(crate) struct Shared {
     pub(crate) metadata: Bytes,
     /// Webhook retry schedule.
     pub(crate) retry: RetryPolicy,
-    /// The middleware guarding self-service: the agent's token for the audience "this issuer".
+    /// The middleware guarding self-service: the agent's token for the audience "this issuer",
+    /// checked with the key ring's keys (handed over in process).
     pub(crate) self_auth: crate::AgentAuth,
+    /// How long a rotated key is published before it signs.
+    pub(crate) key_publish_delay: std::time::Duration,
+    /// Held across each change of the stored keys and its republication, so that the key ring
+    /// always ends on the newest stored state.
+    pub(crate) key_changes: tokio::sync::Mutex<()>,
 }
 
 impl Shared {
@@ -38,5 +46,58 @@ impl Shared {
     /// A change made now by the agent `agent_id` on itself.
     pub(crate) fn agent_change(&self, agent_id: &str) -> Change {
         self.registry.change(Actor::agent(agent_id))
+    }
+
+    /// A new signing key: published now, signing after the publish delay, or at once (and
+    /// every older key dropped) when `immediate`. Returns the new key's stored form and the
+    /// set published now.
+    pub(crate) async fn rotate_keys(
+        &self,
+        immediate: bool,
+    ) -> Result<(StoredSigningKey, Arc<KeySet>), IssuerError> {
+        let _changing = self.key_changes.lock().await;
+        let now = self.registry.now_ms();
+        // Strictly newer than every stored key, whatever the clock did.
+        let newest = self.keys.current().active().created_at();
+        let created_at = now.max(newest.saturating_add(1));
+        let delay = if immediate {
+            0
+        } else {
+            i64::try_from(self.key_publish_delay.as_millis()).unwrap_or(i64::MAX)
+        };
+        let key = SigningKey::generate(created_at, created_at.saturating_add(delay))?;
+        let stored = self
+            .registry
+            .rotate_signing_key(key.clone(), immediate)
+            .await?;
+        let set = self.keys.replace(stored, now)?;
+        Ok((key, set))
+    }
+
+    /// Usage counters to storage, then the expired signing keys out of it.
+    pub(crate) async fn flush(&self) -> Result<(), IssuerError> {
+        self.registry
+            .flush()
+            .await
+            .map_err(IssuerError::from_rule)?;
+        self.forget_expired_keys().await
+    }
+
+    /// Removes from storage the signing keys that left the JWKS for good (a no-op, without
+    /// I/O, while there are none).
+    async fn forget_expired_keys(&self) -> Result<(), IssuerError> {
+        if self.keys.at(self.registry.now_ms())?.expired().is_empty() {
+            return Ok(());
+        }
+        let _changing = self.key_changes.lock().await;
+        let now = self.registry.now_ms();
+        let expired = self.keys.at(now)?.expired().to_vec();
+        if expired.is_empty() {
+            return Ok(());
+        }
+        let stored = self.registry.forget_signing_keys(expired).await?;
+        self.keys.replace(stored, now)?;
+        tracing::info!(outcome = "forgotten", "expired signing keys removed");
+        Ok(())
     }
 }

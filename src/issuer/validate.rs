@@ -22,6 +22,8 @@ pub const MAX_SCOPE_LEN: usize = 256;
 pub const MAX_EXPIRES_IN_SECS: u64 = 10 * 365 * 24 * 60 * 60;
 /// Longest `resource` (token endpoint), in bytes.
 pub const MAX_RESOURCE_LEN: usize = 2048;
+/// Most `resources` an agent can be limited to.
+pub const MAX_RESOURCES: usize = 20;
 /// Default page size of list endpoints.
 pub const DEFAULT_PAGE_LIMIT: usize = 50;
 /// Largest page size of list endpoints.
@@ -92,6 +94,45 @@ pub(crate) fn scopes(list: Vec<String>) -> Result<Vec<String>, ApiError> {
         }
         if !out.contains(&scope) {
             out.push(scope);
+        }
+    }
+    Ok(out)
+}
+
+/// RFC 8707 `resource` syntax: an absolute URI of at most [`MAX_RESOURCE_LEN`] bytes, without a
+/// fragment or whitespace. `Err` says what is wrong (a fixed text).
+pub(crate) fn resource_syntax(resource: &str) -> Result<(), &'static str> {
+    if resource.len() > MAX_RESOURCE_LEN {
+        return Err("resource is too long");
+    }
+    if resource
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err("resource must not contain whitespace");
+    }
+    if resource.contains('#') {
+        return Err("resource must not contain a fragment");
+    }
+    url::Url::parse(resource)
+        .map(drop)
+        .map_err(|_| "resource must be an absolute URI")
+}
+
+/// An agent's audience list: at most [`MAX_RESOURCES`] absolute URIs (RFC 8707 syntax);
+/// duplicates dropped, order kept (the first is the default audience).
+pub(crate) fn resources(list: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if list.len() > MAX_RESOURCES {
+        return Err(ApiError::validation(format!(
+            "an agent can be limited to at most {MAX_RESOURCES} resources"
+        )));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(list.len());
+    for resource in list {
+        resource_syntax(&resource)
+            .map_err(|why| ApiError::validation(format!("resources: {why}")))?;
+        if !out.contains(&resource) {
+            out.push(resource);
         }
     }
     Ok(out)

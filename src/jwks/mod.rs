@@ -94,6 +94,8 @@ pub(crate) struct JwksCache {
     /// Counts fetches that reached the network, for diagnostics and tests.
     fetches: AtomicU64,
     background_started: AtomicBool,
+    /// Keys come from [`serve_local`](Self::serve_local): nothing is ever fetched.
+    local: AtomicBool,
     /// Wakes the background task: new keys (a new deadline to compute) or the cache dropped.
     wake: Arc<Notify>,
 }
@@ -141,28 +143,34 @@ impl JwksCache {
             last_on_demand: AtomicU64::new(0),
             fetches: AtomicU64::new(0),
             background_started: AtomicBool::new(false),
+            local: AtomicBool::new(false),
             wake: Arc::new(Notify::new()),
             config,
         })
     }
 
-    /// Serves `keys` for a year and never fetches: for offline verification (fuzzing and
-    /// conformance tests, through `internals`).
-    #[cfg(feature = "internals")]
-    pub(crate) fn install_static(&self, keys: KeySet) {
-        let year = Duration::from_secs(365 * 24 * 60 * 60);
+    /// Serves `keys`, handed over in process, and never fetches again: an unknown `kid` is
+    /// refused at once, and keys never go stale. For a verifier that lives beside its issuer
+    /// (the bundled issuer's self-service, which must not trust whoever answers at its public
+    /// URL) and for offline verification (fuzzing, conformance tests). Call it again with the
+    /// new set after each change; dropping or changing a key invalidates what was verified
+    /// with it, exactly as a fetched change does.
+    pub(crate) fn serve_local(&self, keys: KeySet) {
+        let forever = Duration::from_secs(100 * 365 * 24 * 60 * 60);
         let now = Instant::now();
+        self.local.store(true, Ordering::Release);
+        let current = self.state.load_full();
+        let revoked = !keys.retains_all(&current.keys);
         self.state.store(Arc::new(KeyState {
             keys,
-            generation: 1,
-            refresh_at: now + year,
-            usable_until: Some(now + year),
-            usable_until_unix: crate::clock::unix_now() + year.as_secs() as i64,
-            revocation_epoch: 0,
+            generation: current.generation + 1,
+            refresh_at: now + forever,
+            usable_until: Some(now + forever),
+            usable_until_unix: crate::clock::unix_now()
+                .saturating_add(i64::try_from(forever.as_secs()).unwrap_or(i64::MAX)),
+            revocation_epoch: current.revocation_epoch + u64::from(revoked),
         }));
-        // An on-demand fetch "just happened" and the cooldown is a year: unknown kids are
-        // refused without any I/O.
-        self.mark_on_demand_fetch();
+        self.wake.notify_one();
     }
 
     /// Number of JWKS or metadata requests sent so far.
@@ -187,7 +195,7 @@ impl JwksCache {
             Lookup::Found(key) => Some(Ok((key.clone(), state.revocation_epoch))),
             Lookup::AlgorithmMismatch => Some(Err(InvalidToken::KeyAlgorithmMismatch.into())),
             Lookup::Ambiguous => Some(Err(InvalidToken::AmbiguousKey.into())),
-            Lookup::Unknown if self.cooldown_left(now).is_some() => {
+            Lookup::Unknown if self.is_local() || self.cooldown_left(now).is_some() => {
                 Some(Err(InvalidToken::UnknownKey.into()))
             }
             Lookup::Unknown => None,
@@ -203,6 +211,14 @@ impl JwksCache {
     ) -> Result<(Arc<VerifyingKey>, u64), AuthError> {
         if let Some(decided) = self.key_now(kid, alg) {
             return decided;
+        }
+        if self.is_local() {
+            // Local keys are never fetched: decided without I/O, or refused.
+            return self
+                .key_now(kid, alg)
+                .unwrap_or(Err(AuthError::KeysUnavailable {
+                    retry_after: self.config.cooldown,
+                }));
         }
         let (seen, had_keys) = {
             let state = self.state.load();
@@ -250,9 +266,16 @@ impl JwksCache {
     /// Fetches now (single-flight with every other fetch), whatever the cooldown says; the
     /// cooldown then counts from this fetch.
     pub(crate) async fn refresh(&self) -> Result<(), FetchError> {
+        if self.is_local() {
+            return Ok(());
+        }
         let mut refresh = self.refresh.lock().await;
         self.mark_on_demand_fetch();
         self.refresh_locked(&mut refresh).await
+    }
+
+    fn is_local(&self) -> bool {
+        self.local.load(Ordering::Acquire)
     }
 
     fn mark_on_demand_fetch(&self) {
@@ -347,7 +370,8 @@ impl JwksCache {
 
     /// Starts the background refresher once, from inside a Tokio runtime.
     fn start_background_refresh(self: &Arc<Self>) {
-        if self.background_started.load(Ordering::Relaxed)
+        if self.is_local()
+            || self.background_started.load(Ordering::Relaxed)
             || self.background_started.swap(true, Ordering::AcqRel)
         {
             return;
@@ -384,6 +408,9 @@ async fn background_refresh(cache: Weak<JwksCache>, wake: Arc<Notify>) {
             () = wake.notified() => continue,
         }
         let Some(cache) = cache.upgrade() else { return };
+        if cache.is_local() {
+            return;
+        }
         if cache.state.load().refresh_at > Instant::now()
             && cache.state.load().usable_until.is_some()
         {

@@ -21,6 +21,7 @@ pub(crate) struct AgentPatch {
     pub(crate) provider: Option<Option<String>>,
     pub(crate) version: Option<Option<String>>,
     pub(crate) scopes: Option<Vec<String>>,
+    pub(crate) resources: Option<Vec<String>>,
     pub(crate) external_id: Option<Option<String>>,
     pub(crate) expires_at: Option<Option<i64>>,
     /// `Suspended` requires `status_reason`; `Active` clears the reason.
@@ -67,6 +68,7 @@ fn apply_patch(r: &mut AgentRecord, patch: AgentPatch) -> Result<Vec<String>, Ru
     apply(&mut r.provider, patch.provider, "provider", c);
     apply(&mut r.version, patch.version, "version", c);
     apply(&mut r.scopes, patch.scopes, "scopes", c);
+    apply(&mut r.resources, patch.resources, "resources", c);
     apply(&mut r.external_id, patch.external_id, "external_id", c);
     apply(&mut r.expires_at, patch.expires_at, "expires_at", c);
     apply(&mut r.status, status, "status", c);

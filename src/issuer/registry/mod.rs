@@ -4,8 +4,8 @@
 //! takes with it, the self-service rules: each is written here once, as synchronous code over a
 //! storage [`Tx`], and every change runs as one transaction of [`Storage::write`]. The HTTP
 //! handlers validate the shape of their input and call one method here; storage keeps and reads
-//! and decides nothing. A new verifier type adds a [`Credential`] and its check in
-//! [`Registry::authenticate_secret`]'s neighbourhood; a new backend adds a [`Tx`]; neither
+//! and decides nothing. A new verifier type adds a `Credential` and its check in
+//! `grant`; a new backend adds a [`Tx`]; neither
 //! touches a rule twice.
 //!
 //! Usage counters are the token endpoint's only write. They are buffered here (the same for
@@ -13,12 +13,16 @@
 //! increments, so a reader never sees a count go back.
 //!
 //! - `agents`: agents, their verifiers, self-service;
+//! - `grant`: client authentication and what a token may carry (audiences);
 //! - `directory`: organizations and memberships;
-//! - `outbox`: audit events with their webhook deliveries, webhook endpoints, signing keys.
+//! - `outbox`: audit events with their webhook deliveries, webhook endpoints;
+//! - `signing`: stored signing keys.
 
 mod agents;
 mod directory;
+mod grant;
 mod outbox;
+mod signing;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,10 +32,12 @@ use tokio::sync::{Mutex, Notify};
 
 use super::clock::Clock;
 use super::model::{Actor, AgentRecord, AgentStatus, VerifierRecord};
-use super::secrets::{RandomError, SecretHash, is_id};
-use super::storage::{Credential, Storage, StorageError, Tx, UsageDelta};
+use super::secrets::RandomError;
+use super::storage::{Storage, StorageError, Tx, UsageDelta};
 
 pub(crate) use agents::{AgentPatch, Created};
+use grant::AuthCache;
+pub(crate) use grant::ClientGrant;
 pub(crate) use outbox::DeliveryOutcome;
 
 /// Most verifiers one agent can hold.
@@ -104,17 +110,6 @@ pub(crate) fn status_name(s: AgentStatus) -> &'static str {
         AgentStatus::Suspended => "suspended",
         AgentStatus::Deactivated => "deactivated",
     }
-}
-
-/// A client that presented a valid credential of an agent that may obtain tokens.
-#[derive(Debug, Clone)]
-pub(crate) struct ClientGrant {
-    /// The agent (`client_id`).
-    pub(crate) agent_id: String,
-    /// The verifier whose credential matched.
-    pub(crate) verifier_id: String,
-    /// The agent's scope ceiling.
-    pub(crate) scopes: Vec<String>,
 }
 
 /// Who makes a change, and when (ms).
@@ -215,16 +210,20 @@ pub(crate) struct Registry {
     flushes: AtomicU64,
     /// Wakes the webhook delivery task after a change that queued deliveries.
     outbox: Arc<Notify>,
+    /// The token endpoint's reads, while storage has no other writer.
+    auth_cache: Option<AuthCache>,
 }
 
 impl Registry {
     pub(crate) fn new(storage: Storage, clock: Arc<dyn Clock>) -> Self {
+        let storage_is_exclusive = storage.is_exclusive();
         Self {
             storage,
             clock,
             usage: Mutex::new(UsageBuffer::default()),
             flushes: AtomicU64::new(0),
             outbox: Arc::new(Notify::new()),
+            auth_cache: storage_is_exclusive.then(AuthCache::default),
         }
     }
 
@@ -257,6 +256,9 @@ impl Registry {
         F: FnMut(&mut dyn Tx) -> Result<T, RuleError> + Send + 'static,
     {
         let out = self.storage.write(work).await;
+        if let Some(cache) = &self.auth_cache {
+            cache.clear();
+        }
         self.outbox.notify_one();
         out
     }
@@ -278,58 +280,6 @@ impl Registry {
                 return Ok(value);
             }
         }
-    }
-
-    /// Token endpoint: the grant of `client_id` if `presented` is the hash of one of its
-    /// secrets and the agent may obtain tokens now.
-    ///
-    /// One constant-time comparison runs over every secret of the agent (no early exit), and
-    /// over one stored-nothing stand-in for an unknown or malformed id, before the agent's state
-    /// is looked at: the answer's timing tells neither which verifier matched nor why it failed.
-    pub(crate) async fn authenticate_secret(
-        &self,
-        client_id: &str,
-        presented: SecretHash,
-    ) -> Result<Option<ClientGrant>, RuleError> {
-        let id = client_id.to_owned();
-        let (agent, credentials) = self
-            .storage
-            .read(move |tx| {
-                if !is_id(&id, "agt_") {
-                    return Ok::<_, RuleError>((None, Vec::new()));
-                }
-                Ok((tx.agent(&id)?, tx.credentials(&id)?))
-            })
-            .await?;
-        let stand_in = [(
-            String::new(),
-            Credential::Secret(SecretHash::from_bytes([0; 32])),
-        )];
-        let candidates = if credentials.is_empty() {
-            &stand_in[..]
-        } else {
-            &credentials[..]
-        };
-        let mut matched = None;
-        for (verifier_id, credential) in candidates {
-            let Credential::Secret(hash) = credential;
-            if hash.ct_eq(&presented) && matched.is_none() {
-                matched = Some(verifier_id);
-            }
-        }
-        let now = self.clock.now_ms();
-        Ok(match (agent, matched) {
-            (Some(agent), Some(verifier_id))
-                if !credentials.is_empty() && may_obtain_tokens(&agent, now) =>
-            {
-                Some(ClientGrant {
-                    verifier_id: verifier_id.clone(),
-                    agent_id: agent.id,
-                    scopes: agent.scopes,
-                })
-            }
-            _ => None,
-        })
     }
 
     /// Token endpoint: counts an issued token (buffered; see the module docs).
@@ -366,11 +316,6 @@ impl Registry {
         self.flushes.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
-}
-
-/// Whether `agent` may obtain tokens at `now_ms` (given a valid credential).
-pub(crate) fn may_obtain_tokens(agent: &AgentRecord, now_ms: i64) -> bool {
-    agent.status == AgentStatus::Active && !agent.is_expired_at(now_ms)
 }
 
 impl Registry {

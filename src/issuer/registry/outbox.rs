@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::issuer::model::{EventFilter, EventRecord, EventType, Page, PageRequest, WebhookRecord};
 use crate::issuer::secrets::new_id;
-use crate::issuer::storage::{PendingDelivery, StorageError, StoredSigningKey, Tx, WebhookKey};
+use crate::issuer::storage::{PendingDelivery, StorageError, Tx, WebhookKey};
 
 use super::{Change, MAX_WEBHOOKS, Object, Registry, RuleError};
 
@@ -163,35 +163,6 @@ impl Registry {
                     DeliveryOutcome::RetryAt(at) => tx.reschedule_delivery(id, at),
                 }?;
                 Ok(())
-            })
-            .await
-    }
-
-    /// The stored signing keys, storing `candidate` first if there are none (in one
-    /// transaction, so that concurrent starts agree on one key).
-    pub(crate) async fn ensure_signing_key(
-        &self,
-        candidate: StoredSigningKey,
-    ) -> Result<Vec<StoredSigningKey>, StorageError> {
-        self.storage
-            .write(move |tx| {
-                if tx.signing_keys()?.is_empty() {
-                    tx.insert_signing_key(&candidate)?;
-                }
-                tx.signing_keys()
-            })
-            .await
-    }
-
-    /// Stores a new signing key (rotation); returns every stored key.
-    pub(crate) async fn add_signing_key(
-        &self,
-        key: StoredSigningKey,
-    ) -> Result<Vec<StoredSigningKey>, StorageError> {
-        self.storage
-            .write(move |tx| {
-                tx.insert_signing_key(&key)?;
-                tx.signing_keys()
             })
             .await
     }

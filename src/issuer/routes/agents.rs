@@ -65,6 +65,7 @@ pub(crate) async fn create(
         status: AgentStatus::Active,
         status_reason: None,
         scopes: validate::scopes(body.scopes)?,
+        resources: validate::resources(body.resources)?,
         external_id: opt_text("external_id", body.external_id, MAX_EXTERNAL_ID_CHARS)?,
         created_at: now,
         updated_at: now,
@@ -152,6 +153,7 @@ pub(crate) async fn update(
         provider: patch_text("provider", body.provider, MAX_LABEL_CHARS)?,
         version: patch_text("version", body.version, MAX_LABEL_CHARS)?,
         scopes: body.scopes.map(validate::scopes).transpose()?,
+        resources: body.resources.map(validate::resources).transpose()?,
         external_id: patch_text("external_id", body.external_id, MAX_EXTERNAL_ID_CHARS)?,
         expires_at: body
             .expires_in

@@ -121,6 +121,32 @@ pub(crate) fn media_type(headers: &HeaderMap) -> Option<String> {
     Some(essence)
 }
 
+/// [`JsonBody`], or `T::default()` for a request without a body and without a `Content-Type`
+/// (an empty `POST`).
+pub(crate) struct OptionalJsonBody<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let declared_empty = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_none_or(|v| v.as_bytes() == b"0");
+        if req.headers().get(header::CONTENT_TYPE).is_none() && declared_empty {
+            let (parts, body) = req.into_parts();
+            let bytes = read_body(&parts.headers, body, 0)
+                .await
+                .map_err(|_| ApiError::unsupported_media_type())?;
+            debug_assert!(bytes.is_empty());
+            return Ok(Self(T::default()));
+        }
+        JsonBody::from_request(req, state)
+            .await
+            .map(|JsonBody(value)| Self(value))
+    }
+}
+
 /// A JSON body of at most [`MAX_BODY_BYTES`]: 415 without a JSON media type, 413 when too
 /// large, 400 `invalid_json` when malformed, 422 `validation_error` when well-formed JSON of
 /// the wrong shape (missing, unknown or mistyped fields).

@@ -18,7 +18,7 @@ use crate::issuer::errors::OAuthError;
 use crate::issuer::keys::TOKEN_LIFETIME_SECS;
 use crate::issuer::secrets::{Secret, is_id, new_id};
 use crate::issuer::state::Shared;
-use crate::issuer::validate::{MAX_BODY_BYTES, MAX_RESOURCE_LEN, MAX_SCOPES, is_scope_token};
+use crate::issuer::validate::{MAX_BODY_BYTES, MAX_SCOPES, is_scope_token};
 
 use super::extract::{BasicAuth, BodyError, basic_credentials, media_type, read_body};
 
@@ -175,25 +175,7 @@ fn requested_scopes(scope: &str) -> Result<Vec<String>, OAuthError> {
 
 /// RFC 8707: an absolute URI without a fragment.
 fn check_resource(resource: &str) -> Result<(), OAuthError> {
-    if resource.len() > MAX_RESOURCE_LEN {
-        return Err(OAuthError::invalid_target("resource is too long"));
-    }
-    if resource
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(OAuthError::invalid_target(
-            "resource must not contain whitespace",
-        ));
-    }
-    if resource.contains('#') {
-        return Err(OAuthError::invalid_target(
-            "resource must not contain a fragment",
-        ));
-    }
-    url::Url::parse(resource)
-        .map(|_| ())
-        .map_err(|_| OAuthError::invalid_target("resource must be an absolute URI"))
+    crate::issuer::validate::resource_syntax(resource).map_err(OAuthError::invalid_target)
 }
 
 /// `POST /token`.
@@ -268,6 +250,12 @@ async fn issue(s: &Shared, req: Request) -> Result<Response, OAuthError> {
             requested
         }
     };
+    let aud = grant
+        .audience(form.resource.as_deref(), &s.issuer_url)
+        .map_err(|refusal| {
+            tracing::info!(agent_id = %grant.agent_id, outcome = "invalid_target", "token refused");
+            OAuthError::invalid_target(refusal.to_string())
+        })?;
     let scope = scopes.join(" ");
     let now = s.registry.now_ms();
     let iat = now.div_euclid(1000);
@@ -275,7 +263,7 @@ async fn issue(s: &Shared, req: Request) -> Result<Response, OAuthError> {
     let claims = AccessClaims {
         iss: &s.issuer_url,
         sub: &grant.agent_id,
-        aud: form.resource.as_deref().unwrap_or(&grant.agent_id),
+        aud,
         exp: iat + TOKEN_LIFETIME_SECS,
         iat,
         jti: &jti,
@@ -283,7 +271,11 @@ async fn issue(s: &Shared, req: Request) -> Result<Response, OAuthError> {
         scope: &scope,
         dat: AgentDat { kind: "agent" },
     };
-    let access_token = s.keys.current().active().sign(&claims).map_err(|e| {
+    let keys = s.keys.at(now).map_err(|e| {
+        tracing::error!(error = %e, "token endpoint: signing keys could not be rebuilt");
+        OAuthError::server_error()
+    })?;
+    let access_token = keys.active().sign(&claims).map_err(|e| {
         tracing::error!(error = %e, "token endpoint: signing failed");
         OAuthError::server_error()
     })?;

@@ -87,8 +87,11 @@ pub(crate) struct StoredSigningKey {
     pub(crate) kid: String,
     /// PKCS#8 DER of the private key.
     pub(crate) pkcs8_der: Vec<u8>,
-    /// Creation time (ms).
+    /// Creation time (ms): the key is published from then on.
     pub(crate) created_at: i64,
+    /// When it starts signing (ms): after the publish delay, so that every resource server
+    /// has fetched it before it meets a token signed with it.
+    pub(crate) signs_from: i64,
 }
 
 impl fmt::Debug for StoredSigningKey {
@@ -97,6 +100,7 @@ impl fmt::Debug for StoredSigningKey {
             .field("kid", &self.kid)
             .field("pkcs8_der", &"<redacted>")
             .field("created_at", &self.created_at)
+            .field("signs_from", &self.signs_from)
             .finish()
     }
 }
@@ -236,6 +240,8 @@ pub(crate) trait Tx {
     fn signing_keys(&mut self) -> Result<Vec<StoredSigningKey>, StorageError>;
     /// Stores a signing key.
     fn insert_signing_key(&mut self, key: &StoredSigningKey) -> Result<(), StorageError>;
+    /// Removes a signing key (retired past its tokens' lifetime, or dropped after a compromise).
+    fn delete_signing_key(&mut self, kid: &str) -> Result<(), StorageError>;
 
     /// Adds counter increments (rows that no longer exist are skipped).
     fn add_agent_usage(&mut self, agent_id: &str, delta: UsageDelta) -> Result<(), StorageError>;
@@ -261,6 +267,14 @@ impl Storage {
             Database::InMemory => Self::Sqlite(sqlite::SqliteStorage::open_in_memory().await?),
             Database::Sqlite(path) => Self::Sqlite(sqlite::SqliteStorage::open(path).await?),
         })
+    }
+
+    /// Whether this process is the only writer (the registry may then keep what it read).
+    pub(crate) fn is_exclusive(&self) -> bool {
+        match self {
+            // One process opens the file (or the memory) and writes it.
+            Self::Sqlite(_) => true,
+        }
     }
 
     /// Runs `work` in one write transaction; commits only if it returns `Ok`.

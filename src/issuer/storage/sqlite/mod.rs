@@ -5,15 +5,16 @@
 //!   process or the machine), foreign keys on, a busy timeout. The file (and its `-wal`/`-shm`
 //!   companions, which SQLite creates with the same mode) is created `0600`.
 //! - In memory: the same schema and SQL on one private connection that serves reads and writes.
-//! - Work runs on blocking threads (`tokio::task::spawn_blocking`); a write is one immediate
-//!   transaction, a read one deferred transaction (a consistent snapshot across its queries).
+//! - Writes run on blocking threads (`tokio::task::spawn_blocking`), one immediate transaction
+//!   each; a read is one deferred transaction (a consistent snapshot across its queries), run
+//!   in place when a connection is free and on a blocking thread otherwise.
 //! - Schema migrations live here and run at open, tracked by `PRAGMA user_version`.
 
 mod tx;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
@@ -21,7 +22,8 @@ use super::{StorageError, Tx};
 use tx::SqliteTx;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` is the number applied.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE agents (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
@@ -81,7 +83,11 @@ CREATE TABLE signing_keys (
     pkcs8 BLOB NOT NULL,
     created_at INTEGER NOT NULL
 );
-"#];
+"#,
+    r#"
+ALTER TABLE signing_keys ADD COLUMN signs_from INTEGER NOT NULL DEFAULT 0;
+"#,
+];
 
 /// Reader connections of a file database, besides the writer.
 const READERS: usize = 3;
@@ -231,21 +237,51 @@ impl SqliteStorage {
         .await
     }
 
-    /// Runs `work` in one deferred transaction on a reader connection.
-    pub(crate) async fn read<T, E, F>(&self, work: F) -> Result<T, E>
+    /// Runs `work` in one deferred transaction on a reader connection: right here when one is
+    /// free (the reads the rules ask for are indexed lookups of a few microseconds, less than
+    /// handing them to a blocking thread and back), else on a blocking thread.
+    pub(crate) async fn read<T, E, F>(&self, mut work: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StorageError> + Send + 'static,
         F: FnMut(&mut dyn Tx) -> Result<T, E> + Send + 'static,
     {
-        let conn = if self.readers.is_empty() {
-            Arc::clone(&self.writer)
+        let pool: &[Shared] = if self.readers.is_empty() {
+            std::slice::from_ref(&self.writer)
         } else {
-            let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
-            Arc::clone(&self.readers[i])
+            &self.readers
         };
+        let first = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        for i in 0..pool.len() {
+            let conn = &pool[(first + i) % pool.len()];
+            let free = match conn.try_lock() {
+                Ok(guard) => Some(guard),
+                Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            };
+            if let Some(mut guard) = free {
+                return in_transaction(&mut guard, TransactionBehavior::Deferred, &mut work);
+            }
+        }
+        let conn = Arc::clone(&pool[first % pool.len()]);
         run(conn, TransactionBehavior::Deferred, work).await
     }
+}
+
+/// Runs `work` in one transaction on `conn`; commits on `Ok`, rolls back otherwise.
+fn in_transaction<T, E, F>(
+    conn: &mut Connection,
+    behavior: TransactionBehavior,
+    work: &mut F,
+) -> Result<T, E>
+where
+    E: From<StorageError>,
+    F: FnMut(&mut dyn Tx) -> Result<T, E>,
+{
+    let tx = conn.transaction_with_behavior(behavior).map_err(backend)?;
+    let out = work(&mut SqliteTx::new(&tx))?;
+    tx.commit().map_err(backend)?;
+    Ok(out)
 }
 
 async fn run<T, E, F>(conn: Shared, behavior: TransactionBehavior, mut work: F) -> Result<T, E>
@@ -254,13 +290,7 @@ where
     E: From<StorageError> + Send + 'static,
     F: FnMut(&mut dyn Tx) -> Result<T, E> + Send + 'static,
 {
-    tokio::task::spawn_blocking(move || {
-        let mut conn = lock(&conn);
-        let tx = conn.transaction_with_behavior(behavior).map_err(backend)?;
-        let out = work(&mut SqliteTx::new(&tx))?;
-        tx.commit().map_err(backend)?;
-        Ok(out)
-    })
-    .await
-    .map_err(backend)?
+    tokio::task::spawn_blocking(move || in_transaction(&mut lock(&conn), behavior, &mut work))
+        .await
+        .map_err(backend)?
 }

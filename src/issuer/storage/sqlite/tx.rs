@@ -491,13 +491,16 @@ impl Tx for SqliteTx<'_> {
     fn signing_keys(&mut self) -> Result<Vec<StoredSigningKey>, StorageError> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT kid, pkcs8, created_at FROM signing_keys ORDER BY created_at")
+            .prepare_cached(
+                "SELECT kid, pkcs8, created_at, signs_from FROM signing_keys ORDER BY created_at",
+            )
             .map_err(backend)?;
         stmt.query_map([], |r| {
             Ok(StoredSigningKey {
                 kid: r.get(0)?,
                 pkcs8_der: r.get(1)?,
                 created_at: r.get(2)?,
+                signs_from: r.get(3)?,
             })
         })
         .map_err(backend)?
@@ -507,10 +510,15 @@ impl Tx for SqliteTx<'_> {
 
     fn insert_signing_key(&mut self, key: &StoredSigningKey) -> Result<(), StorageError> {
         self.execute(
-            "INSERT INTO signing_keys (kid, pkcs8, created_at) VALUES (?1, ?2, ?3)",
-            params![key.kid, key.pkcs8_der, key.created_at],
+            "INSERT INTO signing_keys (kid, pkcs8, created_at, signs_from) VALUES (?1, ?2, ?3, ?4)",
+            params![key.kid, key.pkcs8_der, key.created_at, key.signs_from],
         )
         .map(drop)
+    }
+
+    fn delete_signing_key(&mut self, kid: &str) -> Result<(), StorageError> {
+        self.execute("DELETE FROM signing_keys WHERE kid = ?1", [kid])
+            .map(drop)
     }
 
     fn add_agent_usage(&mut self, agent_id: &str, delta: UsageDelta) -> Result<(), StorageError> {
