@@ -459,18 +459,26 @@ fn main() {
         requests: vec![request],
     };
     let hello3 = bench.load(&on_issuer(load::get(a3, "/hello", None)));
-    let sign_only = bench.load(&on_issuer(load::post_form(a3, "/sign", "")));
-    let token_endpoint = bench.load(&on_issuer(token_request));
-    assert_eq!(
-        token_endpoint.non_2xx, 0,
+    // Three alternating rounds, so that a change in the machine's load meets both routes alike;
+    // the round with the median ratio is reported.
+    let sign_request = on_issuer(load::post_form(a3, "/sign", ""));
+    let token_request = on_issuer(token_request);
+    let mut rounds: Vec<(Run, Run)> = (0..3)
+        .map(|_| (bench.load(&sign_request), bench.load(&token_request)))
+        .collect();
+    let tokens_answered: u64 = rounds.iter().map(|(_, t)| t.requests).sum();
+    assert!(
+        rounds.iter().all(|(_, t)| t.non_2xx == 0),
         "token endpoint refused valid credentials"
     );
+    rounds.sort_by(|(s1, t1), (s2, t2)| (t1.rps / s1.rps).total_cmp(&(t2.rps / s2.rps)));
+    let (sign_only, token_endpoint) = rounds.swap_remove(1);
     let counted = background
         .block_on(admin_client.get_agent(&agent_id))
         .unwrap()
         .token_count;
     // The client reads every response it asked for, so the count must match exactly.
-    let counters_exact = counted == token_endpoint.requests;
+    let counters_exact = counted == tokens_answered;
     let sample_valid = background.block_on(async {
         let verifier = AgentAuth::new(&s3).audience(&agent_id).no_token_cache();
         let mut valid = 0;
@@ -525,8 +533,7 @@ fn main() {
     .unwrap();
     writeln!(
         table,
-        "token endpoint: {} tokens answered, token_count {counted} ({}), {sample_valid}/50 sampled tokens verify",
-        token_endpoint.requests,
+        "token endpoint: {tokens_answered} tokens answered in 3 rounds, token_count {counted} ({}), {sample_valid}/50 sampled tokens verify",
         if counters_exact { "exact" } else { "MISMATCH" }
     )
     .unwrap();
@@ -540,8 +547,7 @@ fn main() {
     }
     assert!(
         counters_exact,
-        "token_count {counted} vs {} answered",
-        token_endpoint.requests
+        "token_count {counted} vs {tokens_answered} answered"
     );
     assert_eq!(sample_valid, 50);
     assert!(

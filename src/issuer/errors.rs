@@ -88,6 +88,8 @@ pub(crate) struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: Cow<'static, str>,
+    /// `Retry-After` seconds (429).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -100,6 +102,18 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// `429 rate_limited` with `Retry-After`.
+    pub(crate) fn too_many_requests(
+        message: impl Into<Cow<'static, str>>,
+        retry_after_secs: u64,
+    ) -> Self {
+        Self {
+            retry_after: Some(retry_after_secs),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
         }
     }
 
@@ -191,6 +205,9 @@ impl From<RuleError> for ApiError {
                 tracing::error!(error = %e, "issuer storage failed");
                 Self::internal()
             }
+            RuleError::TooManyWrites { retry_after_secs } => {
+                Self::too_many_requests(message, retry_after_secs)
+            }
             RuleError::Random(e) => e.into(),
         }
     }
@@ -212,6 +229,10 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"agent-auth admin\""),
             );
+        }
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         res
     }

@@ -126,7 +126,9 @@ pub use model::{
     MembershipRecord, OrganizationRecord, VerifierKind, VerifierRecord, VerifierStatus,
     WebhookRecord,
 };
-pub use registry::{MAX_DELIVERY_ATTEMPTS, MAX_VERIFIERS_PER_AGENT, MAX_WEBHOOKS};
+pub use registry::{
+    MAX_DELIVERY_ATTEMPTS, MAX_VERIFIERS_PER_AGENT, MAX_WEBHOOKS, SELF_SERVICE_WRITES_PER_MINUTE,
+};
 pub use routes::webhooks::MAX_WEBHOOK_URL_LEN;
 pub use secrets::{AdminKey, RandomError, SECRET_LEN, Secret};
 pub use storage::{Database, StorageError};
@@ -134,7 +136,7 @@ pub use testing::{TestAgent, TestIssuer, TokenSpec};
 pub use validate::{
     DEFAULT_PAGE_LIMIT, MAX_BODY_BYTES, MAX_DESCRIPTION_CHARS, MAX_EXPIRES_IN_SECS,
     MAX_EXTERNAL_ID_CHARS, MAX_LABEL_CHARS, MAX_NAME_CHARS, MAX_PAGE_LIMIT, MAX_REASON_CHARS,
-    MAX_RESOURCE_LEN, MAX_SCOPE_LEN, MAX_SCOPES, is_scope_token,
+    MAX_RESOURCE_LEN, MAX_RESOURCES, MAX_SCOPE_LEN, MAX_SCOPES, is_scope_token,
 };
 
 use keys::{KeyRing, SigningKey};

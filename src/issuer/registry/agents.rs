@@ -283,6 +283,21 @@ impl Registry {
         .await
     }
 
+    /// One self-service write of `agent_id` (every attempt counts, refused ones included: an
+    /// agent cannot buy writes by failing).
+    fn spend_self_service_write(&self, agent_id: &str) -> Result<(), RuleError> {
+        self.self_service_budget
+            .spend(agent_id, self.clock.now_ms())
+            .map_err(|retry_after_secs| {
+                tracing::info!(
+                    agent_id,
+                    outcome = "throttled",
+                    "self-service write refused"
+                );
+                RuleError::TooManyWrites { retry_after_secs }
+            })
+    }
+
     /// Self-service rotation: every old verifier goes (`agent.verifier.removed` each) and
     /// `verifier` comes (`agent.verifier.added`), in one transaction.
     pub(crate) async fn replace_own_verifiers(
@@ -291,6 +306,7 @@ impl Registry {
         credential: Credential,
         change: Change,
     ) -> Result<VerifierRecord, RuleError> {
+        self.spend_self_service_write(&verifier.agent_id)?;
         self.write_counted(move |tx, usage| {
             let agent = load(tx, &verifier.agent_id)?;
             self_service_allowed(&agent)?;
@@ -329,6 +345,7 @@ impl Registry {
         to: AgentStatus,
         change: Change,
     ) -> Result<AgentRecord, RuleError> {
+        self.spend_self_service_write(agent_id)?;
         let id = agent_id.to_owned();
         self.write_counted(move |tx, usage| {
             let agent = load(tx, &id)?;
@@ -354,6 +371,7 @@ impl Registry {
         agent_id: &str,
         change: Change,
     ) -> Result<(), RuleError> {
+        self.spend_self_service_write(agent_id)?;
         let id = agent_id.to_owned();
         self.write_counted(move |tx, usage| {
             self_service_allowed(&load(tx, &id)?)?;

@@ -16,13 +16,15 @@
 //! - `grant`: client authentication and what a token may carry (audiences);
 //! - `directory`: organizations and memberships;
 //! - `outbox`: audit events with their webhook deliveries, webhook endpoints;
-//! - `signing`: stored signing keys.
+//! - `signing`: stored signing keys;
+//! - `throttle`: the self-service write budget.
 
 mod agents;
 mod directory;
 mod grant;
 mod outbox;
 mod signing;
+mod throttle;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -39,6 +41,8 @@ pub(crate) use agents::{AgentPatch, Created};
 use grant::AuthCache;
 pub(crate) use grant::ClientGrant;
 pub(crate) use outbox::DeliveryOutcome;
+pub use throttle::SELF_SERVICE_WRITES_PER_MINUTE;
+use throttle::WriteBudget;
 
 /// Most verifiers one agent can hold.
 pub const MAX_VERIFIERS_PER_AGENT: usize = 20;
@@ -97,6 +101,9 @@ pub(crate) enum RuleError {
         actual: AgentStatus,
         required: AgentStatus,
     },
+    /// The agent spent its self-service write budget; retry after this many seconds.
+    #[error("at most {SELF_SERVICE_WRITES_PER_MINUTE} self-service changes per minute")]
+    TooManyWrites { retry_after_secs: u64 },
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
@@ -212,6 +219,8 @@ pub(crate) struct Registry {
     outbox: Arc<Notify>,
     /// The token endpoint's reads, while storage has no other writer.
     auth_cache: Option<AuthCache>,
+    /// Self-service writes per agent.
+    self_service_budget: WriteBudget,
 }
 
 impl Registry {
@@ -224,6 +233,7 @@ impl Registry {
             flushes: AtomicU64::new(0),
             outbox: Arc::new(Notify::new()),
             auth_cache: storage_is_exclusive.then(AuthCache::default),
+            self_service_budget: WriteBudget::default(),
         }
     }
 
