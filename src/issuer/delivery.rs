@@ -85,7 +85,7 @@ pub(crate) async fn run(registry: Arc<Registry>, retry: RetryPolicy) {
             async move {
                 let id = d.id;
                 let outcome = attempt(&http, &**clock, &d, retry).await;
-                if let Err(e) = registry.finish_delivery(id, outcome).await {
+                if let Err(e) = registry.finish_delivery(id, &d.webhook_id, outcome).await {
                     tracing::error!(error = %e, "webhook delivery outcome not recorded");
                 }
             }

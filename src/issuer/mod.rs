@@ -127,7 +127,8 @@ pub use model::{
     WebhookRecord,
 };
 pub use registry::{
-    MAX_DELIVERY_ATTEMPTS, MAX_VERIFIERS_PER_AGENT, MAX_WEBHOOKS, SELF_SERVICE_WRITES_PER_MINUTE,
+    MAX_AGENT_EVENTS, MAX_DELIVERY_ATTEMPTS, MAX_PENDING_DELIVERIES, MAX_VERIFIERS_PER_AGENT,
+    MAX_WEBHOOKS, OutboxBounds, SELF_SERVICE_WRITES_PER_MINUTE,
 };
 pub use routes::webhooks::MAX_WEBHOOK_URL_LEN;
 pub use secrets::{AdminKey, RandomError, SECRET_LEN, Secret};
@@ -158,6 +159,7 @@ pub struct IssuerBuilder {
     clock: Option<Arc<dyn Clock>>,
     retry: Option<RetryPolicy>,
     key_publish_delay: Option<std::time::Duration>,
+    outbox_bounds: Option<OutboxBounds>,
 }
 
 impl IssuerBuilder {
@@ -200,6 +202,13 @@ impl IssuerBuilder {
         self
     }
 
+    /// How many events caused by agents, and queued messages per webhook, are kept (default
+    /// [`OutboxBounds::default`]): a flood fills neither storage nor a webhook's queue.
+    pub fn outbox_bounds(mut self, bounds: OutboxBounds) -> Self {
+        self.outbox_bounds = Some(bounds);
+        self
+    }
+
     /// Validates the configuration, opens the database and loads (or, in an empty database,
     /// creates) the signing key.
     pub async fn build(self) -> Result<Issuer, IssuerError> {
@@ -213,7 +222,11 @@ impl IssuerBuilder {
         let clock = self
             .clock
             .unwrap_or_else(|| Arc::new(SystemClock) as Arc<dyn Clock>);
-        let registry = Arc::new(Registry::new(storage, Arc::clone(&clock)));
+        let registry = Arc::new(Registry::new(
+            storage,
+            Arc::clone(&clock),
+            self.outbox_bounds.unwrap_or_default(),
+        ));
 
         // Self-service is verified by this crate's middleware with the issuer's own keys,
         // handed over in process by the key ring: never fetched from the public URL, which

@@ -307,6 +307,10 @@ pub struct WebhookRecord {
     pub events: Vec<EventType>,
     /// Creation time (ms).
     pub created_at: i64,
+    /// Messages dropped undelivered: the oldest when more than `MAX_PENDING_DELIVERIES` were
+    /// queued, and those that failed every attempt.
+    #[serde(default)]
+    pub dropped_deliveries: u64,
 }
 
 /// A page request. `cursor` is an opaque string the same storage returned as `next_cursor`.

@@ -41,6 +41,7 @@ pub(crate) use agents::{AgentPatch, Created};
 use grant::AuthCache;
 pub(crate) use grant::ClientGrant;
 pub(crate) use outbox::DeliveryOutcome;
+pub use outbox::{MAX_AGENT_EVENTS, MAX_PENDING_DELIVERIES};
 pub use throttle::SELF_SERVICE_WRITES_PER_MINUTE;
 use throttle::WriteBudget;
 
@@ -124,6 +125,26 @@ pub(crate) fn status_name(s: AgentStatus) -> &'static str {
 pub(crate) struct Change {
     pub(crate) actor: Actor,
     pub(crate) at: i64,
+    /// The outbox's bounds in force for the events it writes.
+    pub(crate) bounds: OutboxBounds,
+}
+
+/// How much the audit log and the webhook queues may hold (see `outbox`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxBounds {
+    /// Most events caused by agents kept (default [`MAX_AGENT_EVENTS`]).
+    pub agent_events: u64,
+    /// Most messages queued per webhook (default [`MAX_PENDING_DELIVERIES`]).
+    pub pending_per_webhook: u64,
+}
+
+impl Default for OutboxBounds {
+    fn default() -> Self {
+        Self {
+            agent_events: MAX_AGENT_EVENTS,
+            pending_per_webhook: MAX_PENDING_DELIVERIES,
+        }
+    }
 }
 
 /// Counter increments not yet written: id → delta.
@@ -221,10 +242,11 @@ pub(crate) struct Registry {
     auth_cache: Option<AuthCache>,
     /// Self-service writes per agent.
     self_service_budget: WriteBudget,
+    bounds: OutboxBounds,
 }
 
 impl Registry {
-    pub(crate) fn new(storage: Storage, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn new(storage: Storage, clock: Arc<dyn Clock>, bounds: OutboxBounds) -> Self {
         let storage_is_exclusive = storage.is_exclusive();
         Self {
             storage,
@@ -234,6 +256,7 @@ impl Registry {
             outbox: Arc::new(Notify::new()),
             auth_cache: storage_is_exclusive.then(AuthCache::default),
             self_service_budget: WriteBudget::default(),
+            bounds,
         }
     }
 
@@ -255,6 +278,7 @@ impl Registry {
         Change {
             actor,
             at: self.clock.now_ms(),
+            bounds: self.bounds,
         }
     }
 

@@ -1,15 +1,27 @@
 //! Rules of the audit log and its outbox: every change's events are written in the change's
 //! transaction together with one queued delivery per webhook subscribed to the event's type;
 //! webhook endpoints (at most [`MAX_WEBHOOKS`]); the delivery queue's bookkeeping; and the
-//! signing keys the issuer shares through storage.
+//! bounds that keep a flood from filling storage: at most [`MAX_AGENT_EVENTS`] events caused
+//! by agents (the oldest go; events administrators caused are never evicted by them), at most
+//! [`MAX_PENDING_DELIVERIES`] queued per webhook (the oldest goes to the dead letters, counted
+//! in `dropped_deliveries`, as does a message that failed its last attempt).
 
 use serde::Serialize;
 
-use crate::issuer::model::{EventFilter, EventRecord, EventType, Page, PageRequest, WebhookRecord};
+use crate::issuer::model::{
+    ActorKind, EventFilter, EventRecord, EventType, Page, PageRequest, WebhookRecord,
+};
 use crate::issuer::secrets::new_id;
 use crate::issuer::storage::{PendingDelivery, StorageError, Tx, WebhookKey};
 
 use super::{Change, MAX_WEBHOOKS, Object, Registry, RuleError};
+
+/// Most events caused by agents (self-service) kept; the oldest of them go first.
+pub const MAX_AGENT_EVENTS: u64 = 100_000;
+/// Most messages queued for one webhook; a new one then drops the oldest.
+pub const MAX_PENDING_DELIVERIES: u64 = 1_000;
+/// Dead letters (dropped messages: id and attempts) kept per webhook.
+const MAX_DEAD_LETTERS: u64 = 1_000;
 
 /// What became of one delivery attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,7 +30,7 @@ pub(crate) enum DeliveryOutcome {
     Delivered,
     /// Failed; try again at this instant (ms).
     RetryAt(i64),
-    /// Failed for the last time: the message leaves the queue.
+    /// Failed for the last time: the message leaves the queue for the dead letters.
     GiveUp,
 }
 
@@ -42,10 +54,19 @@ pub(super) fn emit(
         changed,
     };
     tx.insert_event(&event)?;
+    if event.actor.kind == ActorKind::Agent {
+        // What agents cause is bounded apart: it never evicts what administrators caused.
+        tx.trim_agent_events(change.bounds.agent_events)?;
+    }
     let mut payload = None;
     for hook in tx.webhooks()? {
         if !hook.events.contains(&kind) {
             continue;
+        }
+        // A full queue (a receiver down for long, or a flood) drops its oldest message.
+        while tx.pending_deliveries(&hook.id)? >= change.bounds.pending_per_webhook.max(1) {
+            tx.dead_letter(None, &hook.id, change.at, MAX_DEAD_LETTERS)?;
+            tracing::warn!(webhook_id = %hook.id, outcome = "dead_lettered", "webhook queue full: oldest message dropped");
         }
         let body = match &payload {
             Some(p) => p,
@@ -154,12 +175,18 @@ impl Registry {
     pub(crate) async fn finish_delivery(
         &self,
         id: i64,
+        webhook_id: &str,
         outcome: DeliveryOutcome,
     ) -> Result<(), RuleError> {
+        let webhook_id = webhook_id.to_owned();
+        let now = self.clock.now_ms();
         self.storage
             .write(move |tx| {
                 match outcome {
-                    DeliveryOutcome::Delivered | DeliveryOutcome::GiveUp => tx.delete_delivery(id),
+                    DeliveryOutcome::Delivered => tx.delete_delivery(id),
+                    DeliveryOutcome::GiveUp => {
+                        tx.dead_letter(Some(id), &webhook_id, now, MAX_DEAD_LETTERS)
+                    }
                     DeliveryOutcome::RetryAt(at) => tx.reschedule_delivery(id, at),
                 }?;
                 Ok(())

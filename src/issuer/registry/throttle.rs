@@ -40,7 +40,7 @@ impl WriteBudget {
         let tat = full_at.get(agent_id).copied().unwrap_or(now_ms).max(now_ms);
         if tat - now_ms > tolerance {
             let wait_ms = tat - tolerance - now_ms;
-            return Err(u64::try_from(wait_ms.div_euclid(1000) + 1).unwrap_or(1));
+            return Err(u64::try_from((wait_ms + 999) / 1000).unwrap_or(1).max(1));
         }
         full_at.insert(agent_id.to_owned(), tat + interval);
         Ok(())

@@ -75,6 +75,7 @@ pub(crate) async fn create(
         url: body.url,
         events,
         created_at: s.registry.now_ms(),
+        dropped_deliveries: 0,
     };
     let webhook = s.registry.create_webhook(webhook, WebhookKey(key)).await?;
     tracing::info!(webhook_id = %webhook.id, outcome = "created", "webhook created");

@@ -197,6 +197,8 @@ pub(crate) trait Tx {
     fn delete_membership(&mut self, org_id: &str, member_id: &str) -> Result<bool, StorageError>;
 
     /// Appends an audit event.
+    /// Deletes the oldest events caused by agents beyond the newest `keep` of them.
+    fn trim_agent_events(&mut self, keep: u64) -> Result<(), StorageError>;
     fn insert_event(&mut self, event: &EventRecord) -> Result<(), StorageError>;
     /// Audit events, newest first.
     fn events(
@@ -206,6 +208,18 @@ pub(crate) trait Tx {
     ) -> Result<Page<EventRecord>, StorageError>;
 
     /// Every webhook endpoint.
+    /// Deliveries queued for `webhook_id`.
+    fn pending_deliveries(&mut self, webhook_id: &str) -> Result<u64, StorageError>;
+    /// Moves the delivery `delivery_id` (or, when `None`, the oldest of `webhook_id`) out of
+    /// the queue into the webhook's dead letters (the newest `keep` of them are kept) and
+    /// counts it in the webhook's `dropped_deliveries`.
+    fn dead_letter(
+        &mut self,
+        delivery_id: Option<i64>,
+        webhook_id: &str,
+        at: i64,
+        keep: u64,
+    ) -> Result<(), StorageError>;
     fn webhooks(&mut self) -> Result<Vec<WebhookRecord>, StorageError>;
     /// Stores a webhook endpoint with its signing key.
     fn insert_webhook(

@@ -86,6 +86,19 @@ CREATE TABLE signing_keys (
 "#,
     r#"
 ALTER TABLE signing_keys ADD COLUMN signs_from INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE events ADD COLUMN by_agent INTEGER NOT NULL DEFAULT 0;
+UPDATE events SET by_agent = 1 WHERE json_extract(record, '$.actor.type') = 'agent';
+CREATE INDEX events_by_agent ON events(by_agent, seq);
+CREATE INDEX deliveries_webhook ON deliveries(webhook_id, id);
+ALTER TABLE webhooks ADD COLUMN dropped INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    webhook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+    message_id TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    dropped_at INTEGER NOT NULL
+);
+CREATE INDEX dead_letters_webhook ON dead_letters(webhook_id, id);
 "#,
 ];
 

@@ -6,8 +6,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::issuer::model::{
-    AgentRecord, EventFilter, EventRecord, MembershipRecord, OrganizationRecord, Page, PageRequest,
-    VerifierRecord, WebhookRecord,
+    ActorKind, AgentRecord, EventFilter, EventRecord, MembershipRecord, OrganizationRecord, Page,
+    PageRequest, VerifierRecord, WebhookRecord,
 };
 use crate::issuer::secrets::SecretHash;
 use crate::issuer::storage::{
@@ -358,13 +358,24 @@ impl Tx for SqliteTx<'_> {
 
     fn insert_event(&mut self, event: &EventRecord) -> Result<(), StorageError> {
         self.execute(
-            "INSERT INTO events (id, kind, agent_id, record) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO events (id, kind, agent_id, record, by_agent)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
                 event.id,
                 event.kind.as_str(),
                 event.agent_id,
-                to_json(event)?
+                to_json(event)?,
+                event.actor.kind == ActorKind::Agent,
             ],
+        )
+        .map(drop)
+    }
+
+    fn trim_agent_events(&mut self, keep: u64) -> Result<(), StorageError> {
+        self.execute(
+            "DELETE FROM events WHERE by_agent = 1 AND seq <= (
+                 SELECT seq FROM events WHERE by_agent = 1 ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
+            [to_i64(keep)],
         )
         .map(drop)
     }
@@ -390,7 +401,65 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn webhooks(&mut self) -> Result<Vec<WebhookRecord>, StorageError> {
-        self.records("SELECT record FROM webhooks ORDER BY seq", [])
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT record, dropped FROM webhooks ORDER BY seq")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(backend)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (record, dropped) = row.map_err(backend)?;
+            let mut hook: WebhookRecord = from_json(&record)?;
+            hook.dropped_deliveries = u64::try_from(dropped).unwrap_or(0);
+            out.push(hook);
+        }
+        Ok(out)
+    }
+
+    fn pending_deliveries(&mut self, webhook_id: &str) -> Result<u64, StorageError> {
+        self.conn
+            .prepare_cached("SELECT count(*) FROM deliveries WHERE webhook_id = ?1")
+            .map_err(backend)?
+            .query_row([webhook_id], |r| r.get::<_, i64>(0))
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(backend)
+    }
+
+    fn dead_letter(
+        &mut self,
+        delivery_id: Option<i64>,
+        webhook_id: &str,
+        at: i64,
+        keep: u64,
+    ) -> Result<(), StorageError> {
+        let target = "coalesce(?1, (SELECT min(id) FROM deliveries WHERE webhook_id = ?2))";
+        let moved = self.execute(
+            &format!(
+                "INSERT INTO dead_letters (webhook_id, message_id, attempts, dropped_at)
+                 SELECT webhook_id, message_id, attempts, ?3 FROM deliveries
+                 WHERE webhook_id = ?2 AND id = {target}"
+            ),
+            params![delivery_id, webhook_id, at],
+        )?;
+        self.execute(
+            &format!("DELETE FROM deliveries WHERE webhook_id = ?2 AND id = {target}"),
+            params![delivery_id, webhook_id],
+        )?;
+        if moved > 0 {
+            self.execute(
+                "UPDATE webhooks SET dropped = dropped + 1 WHERE id = ?1",
+                [webhook_id],
+            )?;
+            self.execute(
+                "DELETE FROM dead_letters WHERE webhook_id = ?1 AND id <= (
+                     SELECT id FROM dead_letters WHERE webhook_id = ?1
+                     ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+                params![webhook_id, to_i64(keep)],
+            )?;
+        }
+        Ok(())
     }
 
     fn insert_webhook(
