@@ -58,6 +58,7 @@ mod algorithm;
 mod challenge;
 mod clock;
 mod config;
+mod ed25519;
 mod error;
 mod jwks;
 mod layer;

@@ -21,22 +21,16 @@
 //! of bad signatures costs what verifying them singly costs. Signatures that fail cheap checks
 //! (`S` ≥ L, a non-canonical `R` encoding) never join a batch.
 //!
-//! The batch equation is RFC 8032 §5.1.7's group equation, multiplied by the cofactor, summed
-//! over the batch with random 128-bit coefficients from the OS (ed25519-zebra, which also
-//! merges the terms of signatures under one key). A batch holding a signature made without the
-//! private key passes with probability about 2⁻¹²⁸. Single verification (aws-lc-rs) checks the
-//! stricter equation without the cofactor, so the two disagree on one kind of signature: an `R`
-//! with a small-order component passes a batch and never passes alone. Only the holder of the
-//! private key can make one (`R` is hashed into the signature), and keys with a small-order
-//! component are refused when loaded; SECURITY.md lists it as a residual risk.
+//! The batch equation is RFC 8032 §5.1.7's cofactored group equation, summed over the batch
+//! with random 128-bit coefficients from the OS (ed25519-zebra, which also merges the terms of
+//! signatures under one key). A batch holding a signature made without the private key passes
+//! with probability about 2⁻¹²⁸. A signature checked alone meets the same rule
+//! ([`crate::ed25519`]): a token's verdict never depends on what arrived with it.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use curve25519_dalek::Scalar;
 use tokio::sync::oneshot;
 
 use crate::jwks::VerifyingKey;
@@ -156,15 +150,7 @@ impl SignatureBatcher {
             return None;
         }
         tokio::runtime::Handle::try_current().ok()?;
-        let mut bytes = [0u8; 64];
-        if URL_SAFE_NO_PAD.decode_slice(signature, &mut bytes).ok()? != 64 {
-            return None;
-        }
-        let (r, s) = bytes.split_at(32);
-        let s: [u8; 32] = s.try_into().ok()?;
-        let canonical_s = bool::from(Scalar::from_canonical_bytes(s).is_some());
-        (canonical_s && is_canonical_point_encoding(r))
-            .then(|| ed25519_zebra::Signature::from_bytes(&bytes))
+        crate::ed25519::decode_signature(signature)
     }
 
     fn paused(&self) -> bool {
@@ -235,28 +221,6 @@ impl SignatureBatcher {
     }
 }
 
-/// Whether `bytes` is the one encoding of an Edwards point's `y` and sign that RFC 8032
-/// §5.1.3 decodes: `y` < p, and no sign bit on the two points with `x` = 0 (`y` = 1, `y` = p − 1).
-/// ed25519-dalek decodes other encodings too; aws-lc-rs, which checks single signatures, does not.
-fn is_canonical_point_encoding(bytes: &[u8]) -> bool {
-    let Ok(bytes) = <[u8; 32]>::try_from(bytes) else {
-        return false;
-    };
-    let sign = bytes[31] >> 7;
-    let mut y = bytes;
-    y[31] &= 0x7f;
-    // p = 2^255 − 19, little-endian: ed ff … ff 7f.
-    let mut p = [0xffu8; 32];
-    p[0] = 0xed;
-    p[31] = 0x7f;
-    let below_p = y.iter().rev().cmp(p.iter().rev()) == std::cmp::Ordering::Less;
-    let mut one = [0u8; 32];
-    one[0] = 1;
-    let mut p_minus_one = p;
-    p_minus_one[0] = 0xec;
-    below_p && !(sign == 1 && (y == one || y == p_minus_one))
-}
-
 fn lock(queue: &Mutex<Vec<Job>>) -> std::sync::MutexGuard<'_, Vec<Job>> {
     // Nothing panics while the lock is held (push and take), so poisoning cannot happen; if it
     // did, the queue itself is still consistent.
@@ -273,6 +237,10 @@ fn queue_of_this_thread() -> usize {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    use crate::ed25519::is_canonical_point_encoding;
     use std::future::Future;
     use std::pin::pin;
     use std::task::{Context, Poll, Waker};
@@ -399,6 +367,72 @@ mod tests {
         let verdicts = verify_all(&batcher, &signer.key, &cases).await;
         let expected: Vec<bool> = (0..8).map(|n| n != 3).collect();
         assert_eq!(verdicts, expected);
+    }
+
+    /// A key pair by hand (scalar `a`, `A = [a]B`) and a signature of `input` whose `R` has a
+    /// small-order component: `R = [r]B + T`, `S = r + k·a`. It satisfies the cofactored
+    /// equation and not the cofactorless one; only the private key's holder can make it.
+    fn small_order_r_signature(input: &str) -> (Arc<VerifyingKey>, String, Vec<u8>) {
+        use curve25519_dalek::Scalar;
+        use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+        let wide = |bytes: &[u8]| {
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA512, bytes);
+            Scalar::from_bytes_mod_order_wide(digest.as_ref().try_into().unwrap())
+        };
+        let a = wide(b"the private scalar of this test");
+        let public = (ED25519_BASEPOINT_POINT * a).compress().to_bytes();
+        let r = wide(b"the nonce of this test");
+        let big_r = (ED25519_BASEPOINT_POINT * r + EIGHT_TORSION[1])
+            .compress()
+            .to_bytes();
+        let k = wide(&[&big_r[..], &public[..], input.as_bytes()].concat());
+        let s = r + k * a;
+        let signature = [&big_r[..], s.as_bytes()].concat();
+        let jwk = serde_json::json!({
+            "kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(public)
+        });
+        let raw = serde_json::value::RawValue::from_string(jwk.to_string()).unwrap();
+        let key = Arc::new(VerifyingKey::from_jwk(&raw).unwrap());
+        (key, URL_SAFE_NO_PAD.encode(&signature), public.to_vec())
+    }
+
+    /// Finding 10 of the hardening review: such a signature was refused alone and accepted in
+    /// a batch of 32, and the verified-token cache then kept the acceptance.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_signature_with_a_small_order_r_gets_the_same_verdict_alone_and_in_a_batch() {
+        let input = "eyJhbGciOiJFZERTQSJ9.eyJuIjowfQ";
+        let (key, signature, public) = small_order_r_signature(input);
+        // It is the kind of signature the two equations disagree on: aws-lc-rs (cofactorless)
+        // refuses it.
+        let raw = URL_SAFE_NO_PAD.decode(&signature).unwrap();
+        assert!(
+            aws_lc_rs::signature::UnparsedPublicKey::new(&aws_lc_rs::signature::ED25519, &public)
+                .verify(input.as_bytes(), &raw)
+                .is_err()
+        );
+        let batcher = SignatureBatcher::default();
+        let alone = batcher.verify(&key, input, &signature).await;
+        assert_eq!(batcher.stats(), (0, 0), "checked alone");
+        // The same signature among 31 others under the same key, as one batch.
+        let mut cases: Vec<(String, String)> = (1..32)
+            .map(|n| {
+                let input = format!(
+                    "eyJhbGciOiJFZERTQSJ9.{}",
+                    URL_SAFE_NO_PAD.encode(format!("{{\"n\":{n}}}"))
+                );
+                let (_, signature, _) = small_order_r_signature(&input);
+                (input, signature)
+            })
+            .collect();
+        cases.push((input.to_owned(), signature.clone()));
+        let batched = verify_all(&batcher, &key, &cases).await;
+        assert_eq!(batcher.stats(), (1, 32), "checked as one batch");
+        assert_eq!(batched[31], alone);
+        assert_eq!(batched, vec![alone; 32]);
+        // The rule chosen (SECURITY.md): the cofactored equation accepts it, alone or not.
+        assert!(alone);
+        // Batching off checks with the same rule.
+        assert_eq!(key.verify(input.as_bytes(), &signature), alone);
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -26,8 +26,8 @@ pub(crate) struct VerifyingKey {
     key: DecodingKey,
     /// The public key material, to tell whether a refreshed set still holds this key.
     material: Box<[u8]>,
-    /// EdDSA keys only: the key as the batch verifier takes it.
-    ed25519: Option<ed25519_zebra::VerificationKeyBytes>,
+    /// EdDSA keys only: the decoded point, checked by [`crate::ed25519`] alone and in batches.
+    ed25519: Option<ed25519_zebra::VerificationKey>,
 }
 
 impl std::fmt::Debug for VerifyingKey {
@@ -46,11 +46,15 @@ impl VerifyingKey {
 
     /// The key as the batch verifier takes it; `None` for other algorithms.
     pub(crate) fn ed25519(&self) -> Option<ed25519_zebra::VerificationKeyBytes> {
-        self.ed25519
+        self.ed25519.map(ed25519_zebra::VerificationKeyBytes::from)
     }
 
     /// Checks `signature` (base64url, as in the token) over `signing_input`.
     pub(crate) fn verify(&self, signing_input: &[u8], signature: &str) -> bool {
+        if let Some(key) = &self.ed25519 {
+            // The same rule as a batch (cofactored, strict encodings): `crate::ed25519`.
+            return crate::ed25519::verify(key, signing_input, signature);
+        }
         // jsonwebtoken decodes the signature with the strict URL_SAFE_NO_PAD engine and runs the
         // aws-lc-rs verifier bound to `self.alg`; any error is a failed verification.
         jsonwebtoken::crypto::verify(
@@ -150,7 +154,7 @@ impl VerifyingKey {
             // 32 bytes, checked in `ed25519_key`: a canonical, torsion-free point.
             Algorithm::EdDSA => <[u8; 32]>::try_from(&*material)
                 .ok()
-                .map(ed25519_zebra::VerificationKeyBytes::from),
+                .and_then(|bytes| ed25519_zebra::VerificationKey::try_from(bytes).ok()),
             _ => None,
         };
         Ok(VerifyingKey {
