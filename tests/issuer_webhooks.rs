@@ -214,7 +214,9 @@ async fn an_unreachable_receiver_never_blocks_the_api() {
     for i in 0..5 {
         issuer.provision(&format!("bot{i}"), &[]).await.unwrap();
     }
-    assert!(started.elapsed() < Duration::from_secs(5));
+    // A delivery to the silent listener waits out the client's 15 s timeout: the API calls
+    // did not wait for it (margin for a loaded machine: they finish long before).
+    assert!(started.elapsed() < Duration::from_secs(12));
     drop(silent);
 }
 

@@ -158,7 +158,9 @@ fn wrong_answer(kind: Kind, outcome: &Outcome) -> Option<String> {
 async fn the_layer_under_mixed_concurrent_load_answers_every_request_right() {
     let _serial = SERIAL.lock().await;
     const TASKS: usize = 32;
-    const DURATION: Duration = Duration::from_millis(2500);
+    // Each task sends every kind of request this many times: a fixed amount of work, so that
+    // the verdicts do not depend on how fast the machine is.
+    const ROUNDS: usize = 12;
     let cooldown = Duration::from_millis(500);
 
     let key = TestKey::ed25519("key-1");
@@ -184,7 +186,6 @@ async fn the_layer_under_mixed_concurrent_load_answers_every_request_right() {
     assert_eq!(jwks.fetches(), 1);
     let baseline = live_bytes();
 
-    let deadline = Instant::now() + DURATION;
     let mut tasks = JoinSet::new();
     for task in 0..TASKS {
         let (traffic, url) = (traffic.clone(), url.clone());
@@ -192,10 +193,8 @@ async fn the_layer_under_mixed_concurrent_load_answers_every_request_right() {
             let client = client();
             let mut counts = std::collections::HashMap::<Kind, usize>::new();
             let mut wrong = Vec::new();
-            let mut i = task;
-            while Instant::now() < deadline {
+            for i in task..task + ROUNDS * KINDS.len() {
                 let kind = KINDS[i % KINDS.len()];
-                i += 1;
                 let token = traffic.token(kind);
                 let outcome = send(
                     client
@@ -230,21 +229,22 @@ async fn the_layer_under_mixed_concurrent_load_answers_every_request_right() {
         &wrong[..wrong.len().min(5)]
     );
     for kind in KINDS {
-        assert!(
-            totals.get(&kind).copied().unwrap_or(0) >= TASKS,
-            "too few {kind:?}"
+        assert_eq!(
+            totals.get(&kind).copied().unwrap_or(0),
+            TASKS * ROUNDS,
+            "{kind:?}"
         );
     }
 
     // Unknown kids arrived all the time, yet the JWKS was fetched at most once per cooldown:
     // the first fetch (warm-up), the one refetch allowed at once after it (it starts the
-    // cooldown), then one per cooldown elapsed; and the cooldown-limited refetches did happen.
+    // cooldown; the first unknown kid always makes it), then one per cooldown elapsed.
     let fetches = jwks.fetches();
     let allowed = 2 + (elapsed.as_millis() / cooldown.as_millis()) as usize;
     println!("{fetches} JWKS fetches in {elapsed:?} (allowed at most {allowed})");
     assert!(
-        (3..=allowed).contains(&fetches),
-        "{fetches} JWKS fetches in {elapsed:?} (allowed 3..={allowed})"
+        (2..=allowed).contains(&fetches),
+        "{fetches} JWKS fetches in {elapsed:?} (allowed 2..={allowed})"
     );
     assert_eq!(auth.key_fetch_count(), fetches as u64);
 
@@ -256,7 +256,6 @@ async fn the_layer_under_mixed_concurrent_load_answers_every_request_right() {
         grown < 16 << 20,
         "heap grew by {grown} bytes over {requests} requests"
     );
-    assert!(requests > 1000, "the load was real: {requests} requests");
 }
 
 // ---------------------------------------------------------------------------------------------
