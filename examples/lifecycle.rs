@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use agent_auth::issuer::{
     ActorKind, AdminClient, AdminKey, AgentStatus, CreateAgent, CreateMembership, Database,
-    EventQuery, EventType, Issuer, MemberType, Secret,
+    EventQuery, EventType, Issuer, MemberType, Secret, WebhookPolicy,
 };
 use reqwest::StatusCode;
 
@@ -210,6 +210,12 @@ async fn main() {
         .issuer_url(&issuer_url)
         .admin_key(key.clone())
         .database(Database::Sqlite(db.clone()))
+        // The example's webhook receiver listens on loopback over plain http; a deployed
+        // issuer accepts public https targets only.
+        .webhook_policy(WebhookPolicy {
+            allow_insecure: true,
+            allow_private: true,
+        })
         .build()
         .await
         .or_fail("building the issuer");

@@ -61,6 +61,9 @@ async fn every_management_endpoint_requires_the_admin_key() {
     ];
     for (method, path) in &paths {
         for auth in auths {
+            // One failure per budget interval: this test checks each refusal, not the
+            // throttle (`issuer_floods::failed_admin_logins_are_throttled_per_client_address`).
+            issuer.advance_clock(std::time::Duration::from_secs(6));
             let r = with_auth(&issuer, method.clone(), path, auth).await;
             assert_eq!(r.api_error(401), "unauthorized", "{method} {path} {auth:?}");
             assert_eq!(

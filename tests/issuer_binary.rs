@@ -73,8 +73,10 @@ async fn db_and_in_memory_together_are_refused() {
 #[tokio::test]
 async fn in_memory_with_env_admin_key_serves_and_shuts_down_on_ctrl_c() {
     let mut cmd = issuer_cmd(&["--in-memory", "--listen", "127.0.0.1:0"]);
-    cmd.env("AGENT_AUTH_ADMIN_KEY_ID", "key_test")
-        .env("AGENT_AUTH_ADMIN_KEY_SECRET", "s3cret-for-tests");
+    cmd.env("AGENT_AUTH_ADMIN_KEY_ID", "key_test").env(
+        "AGENT_AUTH_ADMIN_KEY_SECRET",
+        "s3cret-for-tests-0123456789abcdef",
+    );
     let mut child = cmd.spawn().unwrap();
     let (lines, url) = wait_listening(&mut child).await;
     assert!(
@@ -82,14 +84,16 @@ async fn in_memory_with_env_admin_key_serves_and_shuts_down_on_ctrl_c() {
         "{url}"
     );
     assert!(
-        !lines.iter().any(|l| l.contains("s3cret-for-tests")),
+        !lines
+            .iter()
+            .any(|l| l.contains("s3cret-for-tests-0123456789abcdef")),
         "env secret never printed"
     );
     assert!(!lines.iter().any(|l| l.contains("Generated admin key")));
 
     let r = http()
         .get(format!("{url}/v1/agents"))
-        .basic_auth("key_test", Some("s3cret-for-tests"))
+        .basic_auth("key_test", Some("s3cret-for-tests-0123456789abcdef"))
         .send()
         .await
         .unwrap();
@@ -252,4 +256,34 @@ async fn the_lifecycle_holds_on_a_sqlite_file() {
     let db = dir.path().join("issuer.db");
     lifecycle_on_the_binary(&["--db", db.to_str().unwrap()]).await;
     assert!(db.exists(), "the state is in the file");
+}
+
+/// Finding 9 of the hardening review: a one-character admin secret was accepted.
+#[tokio::test]
+async fn an_admin_secret_shorter_than_32_characters_refuses_to_start_with_exit_2() {
+    for secret in ["x", "0123456789abcdef0123456789abcde"] {
+        let out = timeout(
+            WAIT,
+            issuer_cmd(&["--in-memory", "--listen", "127.0.0.1:0"])
+                .env("AGENT_AUTH_ADMIN_KEY_ID", "key_test")
+                .env("AGENT_AUTH_ADMIN_KEY_SECRET", secret)
+                .output(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{secret:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(
+            lines,
+            ["error: invalid admin key: the secret must be at least 32 characters"],
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains(secret) || secret.len() == 1,
+            "the secret is not echoed"
+        );
+        assert!(out.stdout.is_empty(), "it never listened");
+    }
 }

@@ -212,3 +212,57 @@ async fn self_service_changes_racing_a_suspension_never_land_after_it() {
         issuer.shutdown().await;
     }
 }
+
+/// Finding 9 of the hardening review: failed admin authentications were not throttled.
+#[tokio::test]
+async fn failed_admin_logins_are_throttled_per_client_address() {
+    let issuer = TestIssuer::start().await;
+    let wrong = basic(
+        issuer.admin_key().id(),
+        "a-wrong-secret-of-the-right-length!!",
+    );
+    let right = basic(
+        issuer.admin_key().id(),
+        issuer.admin_key().secret().expose(),
+    );
+    let from = |ip: [u8; 4]| {
+        reqwest::Client::builder()
+            .no_proxy()
+            .local_address(std::net::IpAddr::from(ip))
+            .build()
+            .unwrap()
+    };
+    let get = |client: reqwest::Client, authorization: String| {
+        let url = format!("{}/v1/agents", issuer.url());
+        async move {
+            read(
+                client
+                    .get(url)
+                    .header("authorization", authorization)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    let guesser = from([127, 0, 0, 1]);
+    for _ in 0..agent_auth::issuer::ADMIN_FAILURES_PER_MINUTE {
+        let r = get(guesser.clone(), wrong.clone()).await;
+        assert_eq!(r.api_error(401), "unauthorized");
+    }
+    // Budget spent: refused before the key is even looked at, the right one included.
+    for authorization in [wrong.clone(), right.clone()] {
+        let r = get(guesser.clone(), authorization).await;
+        assert_eq!(r.api_error(429), "rate_limited");
+        let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
+    }
+    // Another address is not affected (127.0.0.2 is loopback too).
+    let r = get(from([127, 0, 0, 2]), right.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // With time, the address gets its budget back.
+    issuer.advance_clock(Duration::from_secs(7));
+    let r = get(guesser.clone(), right.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}

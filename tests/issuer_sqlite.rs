@@ -180,7 +180,10 @@ async fn spawn_binary(db: &std::path::Path, listen: &str) -> (tokio::process::Ch
     let mut child = tokio::process::Command::new(BIN)
         .args(["--db", db.to_str().unwrap(), "--listen", listen])
         .env("AGENT_AUTH_ADMIN_KEY_ID", "key_test")
-        .env("AGENT_AUTH_ADMIN_KEY_SECRET", "s3cret-for-tests")
+        .env(
+            "AGENT_AUTH_ADMIN_KEY_SECRET",
+            "s3cret-for-tests-0123456789abcdef",
+        )
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -208,7 +211,7 @@ async fn sigkill_during_a_burst_of_writes_loses_nothing_acknowledged() {
     let db = dir.path().join("issuer.db");
     let (mut child, url) = spawn_binary(&db, "127.0.0.1:0").await;
     let addr: SocketAddr = url.strip_prefix("http://").unwrap().parse().unwrap();
-    let key = agent_auth::issuer::AdminKey::new("key_test", "s3cret-for-tests");
+    let key = agent_auth::issuer::AdminKey::new("key_test", "s3cret-for-tests-0123456789abcdef");
     let client = agent_auth::issuer::AdminClient::new(&url, key.clone()).unwrap();
 
     // Writers create agents as fast as they can, recording every acknowledged id.

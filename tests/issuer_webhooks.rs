@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use agent_auth::issuer::{CreateMembership, EventType, MAX_WEBHOOKS, TestIssuer};
+use agent_auth::issuer::{
+    AdminClient, AdminKey, CreateAgent, CreateMembership, Database, EventType, Issuer,
+    MAX_WEBHOOKS, TestIssuer,
+};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -272,4 +275,111 @@ async fn webhook_management_validates_and_never_shows_the_secret_again() {
     assert_eq!(r.api_error(404), "not_found");
     let r = with_auth(&issuer, Method::POST, "/v1/webhooks", None).await;
     assert_eq!(r.api_error(401), "unauthorized");
+}
+
+/// An issuer with the default webhook policy (public `https` only), served on loopback.
+async fn strict_issuer() -> (AdminClient, AdminKey, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let key = AdminKey::generate().unwrap();
+    let issuer = Issuer::builder()
+        .issuer_url(&url)
+        .admin_key(key.clone())
+        .build()
+        .await
+        .unwrap();
+    tokio::spawn(issuer.serve(listener, std::future::pending()));
+    (AdminClient::new(&url, key.clone()).unwrap(), key, url)
+}
+
+/// Finding 8 of the hardening review: webhook URLs could be loopback, link-local
+/// (169.254.169.254), private or plain http: SSRF from the issuer's network position.
+#[tokio::test]
+async fn webhook_urls_to_loopback_private_link_local_or_plain_http_are_refused_at_registration() {
+    let (admin, key, url) = strict_issuer().await;
+    for target in [
+        "http://hooks.example.com/x",
+        "https://127.0.0.1/x",
+        "https://localhost:8443/x",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://10.1.2.3/x",
+        "https://192.168.0.10/x",
+        "https://0.0.0.0/x",
+        "https://[::1]/x",
+        "https://[fd12::1]/x",
+        "https://[fe80::1]/x",
+        "https://[::ffff:169.254.169.254]/x",
+    ] {
+        let r = read(
+            http()
+                .post(format!("{url}/v1/webhooks"))
+                .header("authorization", basic(key.id(), key.secret().expose()))
+                .header("content-type", "application/json")
+                .body(serde_json::json!({"url": target, "events": ["agent.created"]}).to_string())
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(r.api_error(422), "validation_error", "{target}");
+    }
+    assert!(
+        admin.list_webhooks().await.unwrap().is_empty(),
+        "nothing stored"
+    );
+    // A public https URL is accepted.
+    admin
+        .create_webhook(
+            "https://hooks.example.com/agent-auth",
+            &[EventType::AgentCreated],
+        )
+        .await
+        .unwrap();
+}
+
+/// Finding 8, at delivery: the target is checked again on every attempt. A webhook stored
+/// under a lenient policy (loopback over plain http), then an issuer restarted on the same
+/// database with the default policy: its messages never reach the receiver, and are counted
+/// as dropped.
+#[tokio::test]
+async fn a_delivery_never_connects_where_the_policy_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("issuer.db");
+    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", receiver.local_addr().unwrap());
+    let lenient =
+        TestIssuer::start_on("127.0.0.1:0".parse().unwrap(), Database::Sqlite(db.clone())).await;
+    lenient
+        .admin()
+        .create_webhook(&hook, &[EventType::AgentCreated])
+        .await
+        .unwrap();
+    lenient.shutdown().await;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let key = AdminKey::generate().unwrap();
+    let strict = Issuer::builder()
+        .issuer_url(&url)
+        .admin_key(key.clone())
+        .database(Database::Sqlite(db))
+        .build()
+        .await
+        .unwrap();
+    tokio::spawn(strict.serve(listener, std::future::pending()));
+    let admin = AdminClient::new(&url, key).unwrap();
+    admin.create_agent(&CreateAgent::new("bot")).await.unwrap();
+    // The delivery task takes the message at once and drops it: wait for that (hang guard).
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while admin.list_webhooks().await.unwrap()[0].dropped_deliveries == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the refused message is dropped");
+    // Nobody ever connected to the receiver.
+    assert!(
+        futures_util::FutureExt::now_or_never(receiver.accept()).is_none(),
+        "the issuer connected to a refused target"
+    );
 }

@@ -325,7 +325,7 @@ async fn a_hanging_issuer_after_caching_does_not_break_or_delay_valid_requests()
     // The hang lasts the HTTP timeout: long enough that the steps below, on any machine, run
     // while it is still in flight. The cooldown no loaded machine outruns (the first fetch
     // does not start it: the first unknown kid refetches at once).
-    let timeout = Duration::from_secs(3);
+    let timeout = Duration::from_secs(2);
     let api = Api::start(|auth| {
         auth.jwks_refetch_cooldown(LONG_COOLDOWN)
             .http_timeout(timeout)

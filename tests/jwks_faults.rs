@@ -679,7 +679,7 @@ async fn a_drip_during_an_unknown_kid_refetch_does_not_delay_valid_requests() {
     // The drip outlasts the HTTP timeout (the refetch ends by timing out), and the timeout is
     // long enough that the valid requests below finish first on any machine: the verdict is
     // their order, not their latency.
-    let refetch_timeout = Duration::from_secs(3);
+    let refetch_timeout = Duration::from_secs(2);
     let (_, url) = api(&server, |auth| auth.http_timeout(refetch_timeout)).await;
     assert_accepted(&get_with_token(&url, &token(&key1)).await, "cached");
     server.set(Fault::Drip {

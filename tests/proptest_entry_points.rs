@@ -415,7 +415,7 @@ fn arbitrary_form_bodies_never_get_a_5xx_from_the_token_endpoint() {
     let (router, id, secret) = runtime.block_on(async {
         let issuer = Issuer::builder()
             .issuer_url("http://127.0.0.1:9")
-            .admin_key(AdminKey::new("admin", "admin-secret"))
+            .admin_key(AdminKey::new("admin", "admin-secret-0123456789abcdef01234"))
             .build()
             .await
             .unwrap();

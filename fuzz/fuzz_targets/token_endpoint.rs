@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
 const ADMIN_ID: &str = "fuzz-admin";
-const ADMIN_SECRET: &str = "fuzz-admin-secret";
+const ADMIN_SECRET: &str = "fuzz-admin-secret-0123456789abcdef";
 const ISSUER_URL: &str = "http://127.0.0.1:9";
 
 struct World {

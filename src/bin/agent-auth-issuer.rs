@@ -2,20 +2,21 @@
 //!
 //! ```text
 //! agent-auth-issuer [--db PATH | --in-memory] [--listen 127.0.0.1:8080] [--issuer-url URL]
-//!                   [--key-publish-delay SECS]
+//!                   [--key-publish-delay SECS] [--allow-insecure-webhooks] [--allow-private-webhooks]
 //! ```
 //!
 //! State lives in SQLite by default (`--db`, default `agent-auth-issuer.db` in the working
 //! directory; created `0600`); `--in-memory` keeps it in memory (lost on exit).
 //!
-//! The admin key comes from `AGENT_AUTH_ADMIN_KEY_ID` / `AGENT_AUTH_ADMIN_KEY_SECRET`; if they
-//! are unset, a key is generated and printed once to stdout. Logs go to stderr (`RUST_LOG`).
+//! The admin key comes from `AGENT_AUTH_ADMIN_KEY_ID` / `AGENT_AUTH_ADMIN_KEY_SECRET` (a secret
+//! of at least 32 characters, else it exits 2); if they are unset, a key is generated and
+//! printed once to stdout. Logs go to stderr (`RUST_LOG`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use agent_auth::issuer::{AdminKey, Database, Issuer};
+use agent_auth::issuer::{AdminKey, Database, Issuer, IssuerError, WebhookPolicy};
 use clap::{ArgGroup, Parser};
 
 /// The database file when neither `--db` nor `--in-memory` is given.
@@ -41,6 +42,12 @@ struct Args {
     /// Seconds a rotated signing key is published before it signs (the JWKS max-age).
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     key_publish_delay: u64,
+    /// Accept `http` webhook URLs to loopback (local development).
+    #[arg(long)]
+    allow_insecure_webhooks: bool,
+    /// Accept webhooks to loopback, private and link-local addresses.
+    #[arg(long)]
+    allow_private_webhooks: bool,
 }
 
 fn admin_key_from_env() -> Result<(AdminKey, bool), String> {
@@ -132,10 +139,19 @@ async fn main() -> ExitCode {
         .admin_key(key.clone())
         .database(database)
         .key_publish_delay(std::time::Duration::from_secs(args.key_publish_delay))
+        .webhook_policy(WebhookPolicy {
+            allow_insecure: args.allow_insecure_webhooks,
+            allow_private: args.allow_private_webhooks,
+        })
         .build()
         .await
     {
         Ok(issuer) => issuer,
+        // A configuration the operator must fix (exit 2), not a failure at run time.
+        Err(e @ (IssuerError::InvalidAdminKey(_) | IssuerError::InvalidIssuerUrl(_))) => {
+            eprintln!("error: {}", with_causes(&e));
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!("error: {}", with_causes(&e));
             return ExitCode::FAILURE;

@@ -8,7 +8,9 @@
 //! they only wake the task.
 //!
 //! The HTTP client has connect and total timeouts, follows no redirects, ignores proxy
-//! settings, and may reach loopback (so tests can receive deliveries).
+//! settings, and connects only where the [`WebhookPolicy`] allows: each URL is checked again
+//! before each attempt, and names resolve only to allowed addresses (`webhook_target`). A
+//! message whose target the policy refuses is dropped into the dead letters at once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +20,7 @@ use tokio::sync::Notify;
 use super::clock::Clock;
 use super::registry::{DeliveryOutcome, MAX_DELIVERY_ATTEMPTS, Registry};
 use super::storage::PendingDelivery;
+use super::webhook_target::{GuardedResolver, WebhookPolicy};
 
 /// Messages fetched per round.
 const BATCH: usize = 32;
@@ -54,13 +57,15 @@ impl RetryPolicy {
 }
 
 /// Runs the delivery loop forever.
-pub(crate) async fn run(registry: Arc<Registry>, retry: RetryPolicy) {
+pub(crate) async fn run(registry: Arc<Registry>, retry: RetryPolicy, policy: WebhookPolicy) {
     let registry = &*registry;
     let clock = registry.clock();
     let wake: &Notify = registry.outbox();
     let http = match reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
+        // Names resolve only to addresses the policy allows (checked on what is connected to).
+        .dns_resolver(Arc::new(GuardedResolver { policy }))
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(15))
         .build()
@@ -84,7 +89,7 @@ pub(crate) async fn run(registry: Arc<Registry>, retry: RetryPolicy) {
             let http = http.clone();
             async move {
                 let id = d.id;
-                let outcome = attempt(&http, &**clock, &d, retry).await;
+                let outcome = attempt(&http, &**clock, &d, retry, policy).await;
                 if let Err(e) = registry.finish_delivery(id, &d.webhook_id, outcome).await {
                     tracing::error!(error = %e, "webhook delivery outcome not recorded");
                 }
@@ -117,7 +122,15 @@ async fn attempt(
     clock: &dyn Clock,
     d: &PendingDelivery,
     retry: RetryPolicy,
+    policy: WebhookPolicy,
 ) -> DeliveryOutcome {
+    let target = url::Url::parse(&d.url)
+        .map_err(|_| "not a URL")
+        .and_then(|url| policy.check_url(&url));
+    if let Err(why) = target {
+        tracing::warn!(webhook_id = %d.webhook_id, message_id = %d.message_id, reason = why, outcome = "dropped", "webhook target refused by the policy");
+        return DeliveryOutcome::GiveUp;
+    }
     let timestamp = clock.now_ms().div_euclid(1000);
     let signature =
         crate::webhooks::sign_with_key(&d.key.0, &d.message_id, timestamp, d.payload.as_bytes());

@@ -97,10 +97,12 @@ mod model;
 mod registry;
 mod routes;
 mod secrets;
+mod serve;
 mod state;
 mod storage;
 mod testing;
 mod validate;
+mod webhook_target;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -127,11 +129,12 @@ pub use model::{
     WebhookRecord,
 };
 pub use registry::{
-    MAX_AGENT_EVENTS, MAX_DELIVERY_ATTEMPTS, MAX_PENDING_DELIVERIES, MAX_VERIFIERS_PER_AGENT,
-    MAX_WEBHOOKS, OutboxBounds, SELF_SERVICE_WRITES_PER_MINUTE,
+    ADMIN_FAILURES_PER_MINUTE, MAX_AGENT_EVENTS, MAX_DELIVERY_ATTEMPTS, MAX_PENDING_DELIVERIES,
+    MAX_VERIFIERS_PER_AGENT, MAX_WEBHOOKS, OutboxBounds, SELF_SERVICE_WRITES_PER_MINUTE,
 };
 pub use routes::webhooks::MAX_WEBHOOK_URL_LEN;
 pub use secrets::{AdminKey, RandomError, SECRET_LEN, Secret};
+pub use serve::HttpLimits;
 pub use storage::{Database, StorageError};
 pub use testing::{TestAgent, TestIssuer, TokenSpec};
 pub use validate::{
@@ -139,11 +142,15 @@ pub use validate::{
     MAX_EXTERNAL_ID_CHARS, MAX_LABEL_CHARS, MAX_NAME_CHARS, MAX_PAGE_LIMIT, MAX_REASON_CHARS,
     MAX_RESOURCE_LEN, MAX_RESOURCES, MAX_SCOPE_LEN, MAX_SCOPES, is_scope_token,
 };
+pub use webhook_target::WebhookPolicy;
 
 use keys::{KeyRing, SigningKey};
 use registry::Registry;
 use state::Shared;
 use storage::Storage;
+
+/// The shortest admin key secret accepted (a generated one has [`SECRET_LEN`]).
+pub const MIN_ADMIN_SECRET_CHARS: usize = 32;
 
 /// How often buffered usage counters are written to storage (the durability window of the
 /// counters on a crash).
@@ -160,6 +167,8 @@ pub struct IssuerBuilder {
     retry: Option<RetryPolicy>,
     key_publish_delay: Option<std::time::Duration>,
     outbox_bounds: Option<OutboxBounds>,
+    webhook_policy: WebhookPolicy,
+    http_limits: HttpLimits,
 }
 
 impl IssuerBuilder {
@@ -199,6 +208,20 @@ impl IssuerBuilder {
     /// then never meet a token whose `kid` they do not know.
     pub fn key_publish_delay(mut self, delay: std::time::Duration) -> Self {
         self.key_publish_delay = Some(delay);
+        self
+    }
+
+    /// Which webhook URLs are accepted and which addresses deliveries may connect to (default:
+    /// public `https` only; see [`WebhookPolicy`]).
+    pub fn webhook_policy(mut self, policy: WebhookPolicy) -> Self {
+        self.webhook_policy = policy;
+        self
+    }
+
+    /// The HTTP server's deadlines and connection bound (default [`HttpLimits::default`]: 10 s
+    /// for headers, 30 s for a body, 1,024 connections).
+    pub fn http_limits(mut self, limits: HttpLimits) -> Self {
+        self.http_limits = limits;
         self
     }
 
@@ -261,6 +284,8 @@ impl IssuerBuilder {
                 retry: self.retry.unwrap_or_default(),
                 key_publish_delay: self.key_publish_delay.unwrap_or(DEFAULT_KEY_PUBLISH_DELAY),
                 key_changes: tokio::sync::Mutex::new(()),
+                webhook_policy: self.webhook_policy,
+                http_limits: self.http_limits,
             }),
         })
     }
@@ -285,6 +310,11 @@ fn check_admin_key(key: &AdminKey) -> Result<(), IssuerError> {
     if key.id().is_empty() || key.secret().expose().is_empty() {
         return Err(IssuerError::InvalidAdminKey(
             "id and secret must be non-empty",
+        ));
+    }
+    if key.secret().expose().chars().count() < MIN_ADMIN_SECRET_CHARS {
+        return Err(IssuerError::InvalidAdminKey(
+            "the secret must be at least 32 characters",
         ));
     }
     if key.id().contains(':') {
@@ -353,15 +383,12 @@ impl Issuer {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), IssuerError> {
         let background = self.spawn_background();
-        let served = axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await;
+        // Header and body deadlines, a connection bound, each request with its peer address
+        // (failed admin logins are throttled per address).
+        serve::serve(listener, self.router(), self.shared.http_limits, shutdown).await;
         background.abort();
         // Buffered usage counters reach the database before we return.
-        let flushed = self.flush().await;
-        served?;
-        flushed?;
-        Ok(())
+        self.flush().await
     }
 
     /// Starts the background work that [`serve`](Self::serve) runs: usage counters flushed
@@ -379,7 +406,11 @@ impl Issuer {
                 }
             }
         };
-        let deliveries = delivery::run(Arc::clone(&self.shared.registry), self.shared.retry);
+        let deliveries = delivery::run(
+            Arc::clone(&self.shared.registry),
+            self.shared.retry,
+            self.shared.webhook_policy,
+        );
         tokio::spawn(async move {
             tokio::join!(flusher, deliveries);
         })

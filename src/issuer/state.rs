@@ -35,6 +35,10 @@ pub(crate) struct Shared {
     /// Held across each change of the stored keys and its republication, so that the key ring
     /// always ends on the newest stored state.
     pub(crate) key_changes: tokio::sync::Mutex<()>,
+    /// Which webhook targets are accepted.
+    pub(crate) webhook_policy: super::webhook_target::WebhookPolicy,
+    /// The HTTP server's deadlines and connection bound.
+    pub(crate) http_limits: super::serve::HttpLimits,
 }
 
 impl Shared {

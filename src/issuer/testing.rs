@@ -20,13 +20,15 @@ use super::errors::IssuerError;
 use super::keys::TOKEN_LIFETIME_SECS;
 use super::secrets::{AdminKey, Secret, new_id};
 use super::storage::Database;
+use super::webhook_target::WebhookPolicy;
 
 /// A running in-process issuer for tests. See the [module docs](super) for a walk-through.
 ///
 /// It listens on `127.0.0.1` on an ephemeral port, keeps its data in SQLite in memory (the
 /// code `--db` runs; in a fresh SQLite file instead when `AGENT_AUTH_TEST_STORE=sqlite`, to run a
 /// suite on the file's WAL mode and reader connections too), uses a fresh
-/// admin key, retries webhook deliveries quickly (50 ms, doubling, at most 1 s apart), and runs
+/// admin key, accepts webhooks to plain-http loopback receivers (a [`WebhookPolicy`] with both
+/// allowances), retries webhook deliveries quickly (50 ms, doubling, at most 1 s apart), and runs
 /// on an [`OffsetClock`] that [`advance_clock`](Self::advance_clock) moves.
 /// It derefs to nothing but implements `AsRef<str>` (the issuer URL), so
 /// `AgentAuth::new(&issuer)` works. Dropping it shuts the server down.
@@ -106,6 +108,11 @@ impl TestIssuer {
             .admin_key(admin_key.clone())
             .clock(Arc::clone(&clock) as Arc<dyn Clock>)
             .database(database)
+            // Test receivers listen on loopback over plain http.
+            .webhook_policy(WebhookPolicy {
+                allow_insecure: true,
+                allow_private: true,
+            })
             .webhook_retry(RetryPolicy {
                 base: Duration::from_millis(50),
                 max: Duration::from_secs(1),

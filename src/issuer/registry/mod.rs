@@ -17,7 +17,7 @@
 //! - `directory`: organizations and memberships;
 //! - `outbox`: audit events with their webhook deliveries, webhook endpoints;
 //! - `signing`: stored signing keys;
-//! - `throttle`: the self-service write budget.
+//! - `throttle`: rate budgets (self-service writes, failed admin logins).
 
 mod agents;
 mod directory;
@@ -42,8 +42,8 @@ use grant::AuthCache;
 pub(crate) use grant::ClientGrant;
 pub(crate) use outbox::DeliveryOutcome;
 pub use outbox::{MAX_AGENT_EVENTS, MAX_PENDING_DELIVERIES};
-pub use throttle::SELF_SERVICE_WRITES_PER_MINUTE;
-use throttle::WriteBudget;
+use throttle::RateBudget;
+pub use throttle::{ADMIN_FAILURES_PER_MINUTE, SELF_SERVICE_WRITES_PER_MINUTE};
 
 /// Most verifiers one agent can hold.
 pub const MAX_VERIFIERS_PER_AGENT: usize = 20;
@@ -241,7 +241,9 @@ pub(crate) struct Registry {
     /// The token endpoint's reads, while storage has no other writer.
     auth_cache: Option<AuthCache>,
     /// Self-service writes per agent.
-    self_service_budget: WriteBudget,
+    self_service_budget: RateBudget,
+    /// Failed admin authentications per client address.
+    admin_failures: RateBudget,
     bounds: OutboxBounds,
 }
 
@@ -255,7 +257,8 @@ impl Registry {
             flushes: AtomicU64::new(0),
             outbox: Arc::new(Notify::new()),
             auth_cache: storage_is_exclusive.then(AuthCache::default),
-            self_service_budget: WriteBudget::default(),
+            self_service_budget: RateBudget::new(SELF_SERVICE_WRITES_PER_MINUTE),
+            admin_failures: RateBudget::new(ADMIN_FAILURES_PER_MINUTE),
             bounds,
         }
     }
@@ -271,6 +274,18 @@ impl Registry {
 
     pub(crate) fn outbox(&self) -> &Arc<Notify> {
         &self.outbox
+    }
+
+    /// Whether `client` (a client address) may try the admin key now: `Err(seconds)` after
+    /// [`ADMIN_FAILURES_PER_MINUTE`] failures within a minute, whatever it presents then.
+    pub(crate) fn admin_attempt_allowed(&self, client: &str) -> Result<(), u64> {
+        self.admin_failures.check(client, self.clock.now_ms())
+    }
+
+    /// Counts a failed admin authentication from `client`.
+    pub(crate) fn admin_attempt_failed(&self, client: &str) {
+        // Over budget already: nothing more to count.
+        let _ = self.admin_failures.spend(client, self.clock.now_ms());
     }
 
     /// A change by `actor`, now.

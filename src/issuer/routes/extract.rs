@@ -13,8 +13,10 @@ use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::issuer::HttpLimits;
 use crate::issuer::errors::ApiError;
 use crate::issuer::model::PageRequest;
+use crate::issuer::serve::BodyDeadline;
 use crate::issuer::validate::{self, MAX_BODY_BYTES};
 
 /// `?limit=&cursor=`.
@@ -92,14 +94,21 @@ pub(crate) enum BodyError {
     TooLarge,
     /// The connection failed mid-body.
     Read,
+    /// It did not arrive in time (the answer then closes the connection).
+    Timeout,
 }
 
-/// Reads a body of at most `limit` bytes (checks `Content-Length` first, then counts).
-pub(crate) async fn read_body(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-) -> Result<Bytes, BodyError> {
+/// Reads a body of at most `limit` bytes (checks `Content-Length` first, then counts), within
+/// the request's body deadline (the server's [`HttpLimits::body_timeout`], the default when
+/// the router is mounted elsewhere).
+///
+/// [`HttpLimits::body_timeout`]: crate::issuer::HttpLimits::body_timeout
+pub(crate) async fn read_body(parts: &Parts, body: Body, limit: usize) -> Result<Bytes, BodyError> {
+    let deadline = parts
+        .extensions
+        .get::<BodyDeadline>()
+        .map_or(HttpLimits::default().body_timeout, |d| d.0);
+    let headers = &parts.headers;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -107,7 +116,10 @@ pub(crate) async fn read_body(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(BodyError::TooLarge);
     }
-    match Limited::new(body, limit).collect().await {
+    let collected = tokio::time::timeout(deadline, Limited::new(body, limit).collect())
+        .await
+        .map_err(|_| BodyError::Timeout)?;
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(BodyError::TooLarge),
         Err(_) => Err(BodyError::Read),
@@ -135,7 +147,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
             .is_none_or(|v| v.as_bytes() == b"0");
         if req.headers().get(header::CONTENT_TYPE).is_none() && declared_empty {
             let (parts, body) = req.into_parts();
-            let bytes = read_body(&parts.headers, body, 0)
+            let bytes = read_body(&parts, body, 0)
                 .await
                 .map_err(|_| ApiError::unsupported_media_type())?;
             debug_assert!(bytes.is_empty());
@@ -163,11 +175,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             return Err(ApiError::unsupported_media_type());
         }
         let (parts, body) = req.into_parts();
-        let bytes = read_body(&parts.headers, body, MAX_BODY_BYTES)
+        let bytes = read_body(&parts, body, MAX_BODY_BYTES)
             .await
             .map_err(|e| match e {
                 BodyError::TooLarge => ApiError::payload_too_large(MAX_BODY_BYTES),
                 BodyError::Read => ApiError::bad_request("the request body could not be read"),
+                BodyError::Timeout => ApiError::request_timeout(),
             })?;
         // Parse to a value first: syntax errors are 400, and only an object is accepted (serde
         // would otherwise also map a JSON array onto a struct, field by position).

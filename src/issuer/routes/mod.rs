@@ -14,10 +14,11 @@ pub(crate) mod orgs;
 pub(crate) mod token;
 pub(crate) mod webhooks;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -96,13 +97,33 @@ async fn method_not_allowed() -> ApiError {
     ApiError::method_not_allowed()
 }
 
-/// Lets a request through only with the admin key as HTTP Basic credentials.
+/// Lets a request through only with the admin key as HTTP Basic credentials. Failures are
+/// throttled per client address (`429 rate_limited` once its budget is spent, whatever the
+/// request then presents, so that guessing gets no more verdicts). The address comes from
+/// axum's `ConnectInfo` ([`Issuer::serve`](crate::issuer::Issuer::serve) provides it); a router
+/// mounted without it shares one budget among all clients.
 async fn require_admin(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string());
+    if let Err(retry_after_secs) = shared.registry.admin_attempt_allowed(&client) {
+        tracing::info!(
+            outcome = "throttled",
+            "management API: admin authentication throttled"
+        );
+        return ApiError::too_many_requests(
+            "too many failed admin authentications from this address",
+            retry_after_secs,
+        )
+        .into_response();
+    }
     match basic_credentials(req.headers()) {
         BasicAuth::Present { user, password } if shared.admin.verify(&user, &password) => {
             next.run(req).await
         }
         _ => {
+            shared.registry.admin_attempt_failed(&client);
             tracing::info!(
                 outcome = "refused",
                 "management API: admin authentication failed"

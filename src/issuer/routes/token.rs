@@ -197,11 +197,12 @@ async fn issue(s: &Shared, req: Request) -> Result<Response, OAuthError> {
         ));
     }
     let basic = basic_credentials(&parts.headers);
-    let bytes = read_body(&parts.headers, body, MAX_BODY_BYTES)
+    let bytes = read_body(&parts, body, MAX_BODY_BYTES)
         .await
         .map_err(|e| match e {
             BodyError::TooLarge => OAuthError::payload_too_large(MAX_BODY_BYTES),
             BodyError::Read => OAuthError::invalid_request("the request body could not be read"),
+            BodyError::Timeout => OAuthError::request_timeout(),
         })?;
     let mut form = TokenForm::parse(&bytes)?;
     let auth = client_auth(basic, &mut form)?;

@@ -17,13 +17,14 @@ use crate::issuer::model::{EventType, WebhookRecord};
 use crate::issuer::secrets::{Secret, fill_random, is_id, new_id};
 use crate::issuer::state::Shared;
 use crate::issuer::storage::WebhookKey;
+use crate::issuer::webhook_target::WebhookPolicy;
 
 use super::extract::{ApiPath, JsonBody};
 
 /// Longest webhook URL, in bytes.
 pub const MAX_WEBHOOK_URL_LEN: usize = 2048;
 
-fn check_url(raw: &str) -> Result<(), ApiError> {
+fn check_url(raw: &str, policy: WebhookPolicy) -> Result<(), ApiError> {
     let bad = |m: &'static str| Err(ApiError::validation(m));
     if raw.len() > MAX_WEBHOOK_URL_LEN {
         return bad("url is too long");
@@ -37,7 +38,7 @@ fn check_url(raw: &str) -> Result<(), ApiError> {
     if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
         return bad("url must not contain user info or a fragment");
     }
-    Ok(())
+    policy.check_url(&url).map_err(ApiError::validation)
 }
 
 fn parse_events(names: Vec<String>) -> Result<Vec<EventType>, ApiError> {
@@ -65,7 +66,7 @@ pub(crate) async fn create(
     State(s): State<Arc<Shared>>,
     JsonBody(body): JsonBody<CreateWebhook>,
 ) -> Result<Response, ApiError> {
-    check_url(&body.url)?;
+    check_url(&body.url, s.webhook_policy)?;
     let events = parse_events(body.events)?;
     let mut key = vec![0u8; 32];
     fill_random(&mut key)?;
