@@ -458,11 +458,24 @@ async fn main() {
     let off = me.deactivate().await.or_fail("self-deactivation");
     check(off.status == AgentStatus::Deactivated, "deactivated itself");
     check(
-        get_token(&admin, &agent.id, &secret, None).await == Err("invalid_client".into()),
-        "no tokens while deactivated",
+        get_token(&admin, &agent.id, &secret, None).await == Err("invalid_target".into()),
+        "no token for the API while deactivated",
     );
-    let on = me.reactivate().await.or_fail("self-reactivation");
-    check(on.status == AgentStatus::Active, "reactivated itself");
+    // Only tokens for the issuer itself: enough to undo its own deactivation, even after its
+    // earlier tokens expired.
+    let for_issuer = admin
+        .token(&agent.id, secret.expose(), None, Some(&issuer_url))
+        .await
+        .or_fail("a token for the issuer while deactivated");
+    let on = admin
+        .as_agent(for_issuer.access_token)
+        .reactivate()
+        .await
+        .or_fail("self-reactivation");
+    check(
+        on.status == AgentStatus::Active,
+        "reactivated itself with a fresh token",
+    );
     admin
         .suspend(&agent.id, "Admin review")
         .await

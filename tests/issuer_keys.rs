@@ -140,8 +140,8 @@ async fn an_immediate_rotation_signs_at_once_and_drops_every_older_key() {
         .unwrap();
     assert_ne!(rotated.kid, old_kid);
     assert!(rotated.signs_from <= issuer.now_ms());
-    assert_eq!(rotated.published, [rotated.kid.clone()]);
-    assert_eq!(jwks_kids(&issuer).await, [rotated.kid.clone()]);
+    assert_eq!(rotated.published, std::slice::from_ref(&rotated.kid));
+    assert_eq!(jwks_kids(&issuer).await, std::slice::from_ref(&rotated.kid));
     assert_eq!(issuer.issuer().signing_kid(), rotated.kid);
     let after = issuer.token(&agent, None, Some(API)).await.unwrap();
     assert_eq!(
@@ -207,8 +207,8 @@ async fn a_retired_key_leaves_the_database_once_no_unexpired_token_can_carry_it(
     );
     advance_to(&issuer, rotated.signs_from + RETIRED_KEY_PUBLISHED_MS);
     issuer.issuer().flush().await.unwrap();
-    assert_eq!(stored_kids(), [rotated.kid.clone()]);
-    assert_eq!(jwks_kids(&issuer).await, [rotated.kid.clone()]);
+    assert_eq!(stored_kids(), std::slice::from_ref(&rotated.kid));
+    assert_eq!(jwks_kids(&issuer).await, std::slice::from_ref(&rotated.kid));
 }
 
 #[tokio::test]

@@ -424,7 +424,10 @@ fn arbitrary_form_bodies_never_get_a_5xx_from_the_token_endpoint() {
             Request::post(path)
                 .header(
                     header::AUTHORIZATION,
-                    format!("Basic {}", STANDARD.encode("admin:admin-secret-0123456789abcdef01234")),
+                    format!(
+                        "Basic {}",
+                        STANDARD.encode("admin:admin-secret-0123456789abcdef01234")
+                    ),
                 )
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(Body::from(body.to_string()))

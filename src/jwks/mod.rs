@@ -155,6 +155,7 @@ impl JwksCache {
     /// URL) and for offline verification (fuzzing, conformance tests). Call it again with the
     /// new set after each change; dropping or changing a key invalidates what was verified
     /// with it, exactly as a fetched change does.
+    #[cfg(any(feature = "issuer", feature = "internals"))]
     pub(crate) fn serve_local(&self, keys: KeySet) {
         let forever = Duration::from_secs(100 * 365 * 24 * 60 * 60);
         let now = Instant::now();

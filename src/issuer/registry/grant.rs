@@ -196,7 +196,7 @@ impl Registry {
         let candidates = if credentials.is_empty() {
             &stand_in[..]
         } else {
-            &credentials[..]
+            credentials
         };
         let mut matched = None;
         for (verifier_id, credential) in candidates {
