@@ -102,7 +102,6 @@ pub(crate) enum BodyError {
 /// the request's body deadline (the server's [`HttpLimits::body_timeout`], the default when
 /// the router is mounted elsewhere).
 ///
-/// [`HttpLimits::body_timeout`]: crate::issuer::HttpLimits::body_timeout
 pub(crate) async fn read_body(parts: &Parts, body: Body, limit: usize) -> Result<Bytes, BodyError> {
     let deadline = parts
         .extensions
