@@ -13,7 +13,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use agent_auth::AgentAuth;
+use agent_auth::{AgentAuth, AgentAuthLayer};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self as lc, KeyPair as _};
 use base64::Engine as _;
@@ -113,8 +113,10 @@ impl Issuer {
     }
 
     /// A warmed-up layer configuration (keys fetched).
-    fn auth(&self, configure: impl FnOnce(AgentAuth) -> AgentAuth) -> AgentAuth {
-        let auth = configure(AgentAuth::new(&self.url).audience(AUDIENCE));
+    fn auth(&self, configure: impl FnOnce(AgentAuth) -> AgentAuth) -> AgentAuthLayer {
+        let auth = configure(AgentAuth::new(&self.url).audience(AUDIENCE))
+            .build()
+            .unwrap();
         let (_, token) = self.token(0, usize::MAX);
         self.runtime
             .block_on(auth.verify(&token))
@@ -124,7 +126,7 @@ impl Issuer {
 }
 
 /// Verification without I/O completes on its first poll; anything else is a bench bug.
-fn verify_now(auth: &AgentAuth, token: &str) -> agent_auth::Agent {
+fn verify_now(auth: &AgentAuthLayer, token: &str) -> agent_auth::Agent {
     auth.verify(token)
         .now_or_never()
         .expect("keys are cached: no await")

@@ -227,7 +227,10 @@ async fn main() {
         .await
         .or_fail("binding the tickets API");
     let tickets_url = format!("http://{}", listener.local_addr().or_fail("API address"));
-    let auth = AgentAuth::new(&issuer_url).audience(API);
+    let auth = AgentAuth::new(&issuer_url)
+        .audience(API)
+        .build()
+        .or_fail("the tickets API's AgentAuth");
     tokio::spawn(async move { axum::serve(listener, tickets_api::router(auth)).await });
     let tickets = Tickets {
         base: tickets_url.clone(),

@@ -9,7 +9,9 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Algorithm {
-    /// Ed25519 (RFC 8037). The bundled issuer signs with it.
+    /// Ed25519 (RFC 8037), also named `Ed25519` (RFC 9864's fully-specified name): both
+    /// names mean this algorithm, and only with an OKP Ed25519 key. The bundled issuer signs
+    /// with it.
     EdDSA,
     /// ECDSA on P-256 with SHA-256.
     ES256,
@@ -59,8 +61,13 @@ impl Algorithm {
     }
 
     /// Parses an `alg` value; `None` for anything we never accept (`none`, `HS256`, unknown).
-    /// Matching is exact, as RFC 7515 makes `alg` case-sensitive.
+    /// Matching is exact, as RFC 7515 makes `alg` case-sensitive. `Ed25519` (RFC 9864 §2.2) is
+    /// [`EdDSA`](Self::EdDSA): the only EdDSA curve accepted is Ed25519, so the two names
+    /// select the same keys and the same verification.
     pub fn from_name(name: &str) -> Option<Self> {
+        if name == "Ed25519" {
+            return Some(Algorithm::EdDSA);
+        }
         Self::ALL.into_iter().find(|alg| alg.as_str() == name)
     }
 

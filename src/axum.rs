@@ -8,11 +8,11 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
 use crate::agent::Agent;
-use crate::config::AgentAuth;
+use crate::layer::AgentAuthLayer;
 use crate::metadata::ProtectedResourceMetadata;
 
 /// Rejection of the [`Agent`] extractor: the route is not behind
-/// [`AgentAuth`](crate::AgentAuth). This is a server bug, so it answers `500`.
+/// [`AgentAuthLayer`](crate::AgentAuthLayer). This is a server bug, so it answers `500`.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("no verified agent on this request: the AgentAuth layer is not installed on this route")]
 pub struct MissingAgentLayer;
@@ -59,10 +59,10 @@ impl IntoResponse for ProtectedResourceMetadata {
 }
 
 /// A router answering `GET` on the RFC 9728 well-known path of `auth`'s
-/// [`resource_metadata`](AgentAuth::resource_metadata) URL with `metadata`. Merge it outside
+/// [`resource_metadata`](crate::AgentAuth::resource_metadata) URL with `metadata`. Merge it outside
 /// the auth layer: the document is public.
 pub fn resource_metadata_router<S>(
-    auth: &AgentAuth,
+    auth: &AgentAuthLayer,
     metadata: ProtectedResourceMetadata,
 ) -> axum::Router<S>
 where

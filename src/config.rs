@@ -1,52 +1,47 @@
-//! [`AgentAuth`]: the builder users configure, and the one place defaults live.
+//! [`AgentAuth`]: the builder users configure, the one place defaults live, and
+//! [`build`](AgentAuth::build), the one place a configuration is checked.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use url::Url;
 
-use crate::agent::Agent;
 use crate::algorithm::{Algorithm, AlgorithmSet};
 use crate::challenge::Challenge;
-use crate::error::AuthError;
 use crate::jwks::{JwksCache, JwksConfig, JwksSource};
-use crate::metadata::ProtectedResourceMetadata;
+use crate::layer::AgentAuthLayer;
+use crate::metrics::VerifierMetrics;
 use crate::signature_batch::SignatureBatcher;
 use crate::token_cache::{TokenCache, TokenCacheLimits};
-use crate::verify::{TypPolicy, Verifier};
+use crate::verify::{TokenTypeHeader, TrustedIssuer, Verifier};
 
-/// Verifies agent access tokens on every request: a tower [`Layer`](tower::Layer) for axum
-/// routers and plain hyper services alike.
-///
-/// Configure it with the builder methods, then apply it as a layer. Clones share one JWKS
-/// cache and every other piece of state.
+/// The configuration of agent-token verification: build it into an [`AgentAuthLayer`], the
+/// tower [`Layer`](tower::Layer) for axum routers and plain hyper services alike.
 ///
 /// ```
-/// use agent_auth::AgentAuth;
+/// use agent_auth::{AgentAuth, Issuer};
+/// # fn main() -> Result<(), agent_auth::ConfigError> {
 /// let auth = AgentAuth::new("https://issuer.example.com")
-///     .audience("https://api.example.com/tickets");
+///     .audience("https://api.example.com/tickets")
+///     // A second trusted issuer, with its own keys (and, here, its own audience).
+///     .issuer(Issuer::new("https://partner.example.net").audience("https://api.example.com/partner"))
+///     .build()?;
+/// # Ok(()) }
 /// ```
 ///
-/// # Panics
-///
-/// Applying the layer (or [`check`](Self::check) failing) panics when the configuration cannot
-/// work: no audience, an issuer or JWKS URI that is not an absolute `http(s)` URL, or no
-/// algorithm accepted. Call [`check`](Self::check) at start-up to get the error instead.
-#[derive(Clone)]
-pub struct AgentAuth {
-    options: Options,
-    built: Arc<OnceLock<Result<Arc<Verifier>, ConfigError>>>,
-}
-
+/// [`build`](Self::build) checks everything at once and reports every problem; the built layer
+/// never panics and never meets a configuration error at request time. Clones of the built
+/// layer share its JWKS caches and every other piece of state; each `build` starts afresh.
 #[derive(Debug, Clone)]
-struct Options {
-    issuer: String,
+pub struct AgentAuth {
+    /// The issuer given to [`new`](Self::new) first, then those added with
+    /// [`issuer`](Self::issuer).
+    issuers: Vec<Issuer>,
+    /// For issuers without audiences of their own.
     audiences: Vec<String>,
-    jwks_uri: Option<String>,
-    discover: bool,
     leeway: Duration,
     algorithms: Vec<Algorithm>,
-    typ: TypPolicy,
+    typ: TokenTypeHeader,
     max_token_bytes: usize,
     jwks_default_ttl: Duration,
     jwks_min_ttl: Duration,
@@ -59,105 +54,217 @@ struct Options {
     resource_metadata: Option<String>,
     token_cache: Option<TokenCacheLimits>,
     signature_batching: bool,
+    optional: bool,
 }
 
-/// Why an [`AgentAuth`] configuration cannot work.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// One trusted issuer: a token whose `iss` equals its identifier exactly is checked with its
+/// keys and audiences, and with no other issuer's.
+///
+/// Keys come from `{issuer}/jwks.json` unless [`jwks_uri`](Self::jwks_uri) or
+/// [`discover`](Self::discover) says otherwise. Without audiences of its own, the
+/// [`AgentAuth::audience`] values apply.
+#[derive(Debug, Clone)]
+pub struct Issuer {
+    issuer: String,
+    audiences: Vec<String>,
+    jwks_uri: Option<String>,
+    discover: bool,
+}
+
+impl Issuer {
+    /// Trusts tokens whose `iss` is exactly `issuer`.
+    pub fn new(issuer: impl AsRef<str>) -> Self {
+        Issuer {
+            issuer: issuer.as_ref().to_owned(),
+            audiences: Vec::new(),
+            jwks_uri: None,
+            discover: false,
+        }
+    }
+
+    /// Accepts this issuer's tokens for `audience` only (call again for several), instead of
+    /// the layer's audiences.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Fetches this issuer's keys from `uri` instead of `{issuer}/jwks.json`.
+    pub fn jwks_uri(mut self, uri: impl Into<String>) -> Self {
+        self.jwks_uri = Some(uri.into());
+        self.discover = false;
+        self
+    }
+
+    /// Reads `jwks_uri` from the issuer's RFC 8414 metadata
+    /// (`/.well-known/oauth-authorization-server`), checking that it names this issuer.
+    pub fn discover(mut self) -> Self {
+        self.discover = true;
+        self.jwks_uri = None;
+        self
+    }
+
+    /// The identifier tokens must carry in `iss`.
+    pub fn as_str(&self) -> &str {
+        &self.issuer
+    }
+}
+
+/// Why an [`AgentAuth`] configuration cannot work: every problem found, in the order of the
+/// settings.
+#[derive(Debug, thiserror::Error)]
+#[error("AgentAuth configuration: {}", join(.problems))]
+pub struct ConfigError {
+    problems: Vec<ConfigProblem>,
+}
+
+impl ConfigError {
+    /// The problems, at least one.
+    pub fn problems(&self) -> &[ConfigProblem] {
+        &self.problems
+    }
+}
+
+fn join(problems: &[ConfigProblem]) -> String {
+    let messages: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    messages.join("; ")
+}
+
+/// One problem of a configuration.
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ConfigError {
-    /// No `.audience(…)` was given: every token would be refused.
-    #[error("AgentAuth needs at least one audience")]
-    NoAudience,
+pub enum ConfigProblem {
+    /// An issuer has no audience (neither its own nor the layer's): every token would be refused.
+    #[error("no audience for issuer {issuer}")]
+    NoAudience {
+        /// The issuer.
+        issuer: String,
+    },
     /// `.algorithms(…)` was given an empty list.
-    #[error("AgentAuth needs at least one accepted algorithm")]
+    #[error("no accepted algorithm")]
     NoAlgorithm,
-    /// The issuer or JWKS URI is not an absolute http(s) URL.
-    #[error("{what} is not an absolute http(s) URL: {value}")]
+    /// The same issuer was configured twice.
+    #[error("issuer {issuer} is configured twice")]
+    DuplicateIssuer {
+        /// The issuer.
+        issuer: String,
+    },
+    /// A URL setting is not an absolute http(s) URL.
+    #[error("{setting} is not an absolute http(s) URL: {value}")]
     BadUrl {
-        /// Which setting.
-        what: &'static str,
+        /// Which setting (`issuer`, `jwks_uri`, `resource_metadata`).
+        setting: &'static str,
         /// The value given.
         value: String,
+        /// What is wrong with it.
+        #[source]
+        reason: UrlProblem,
     },
-    /// The HTTP client could not be built (TLS initialisation).
-    #[error("HTTP client: {0}")]
-    HttpClient(String),
+    /// A size or time limit is zero: nothing could pass it.
+    #[error("{setting} must be greater than zero")]
+    Zero {
+        /// Which setting.
+        setting: &'static str,
+    },
+    /// The HTTP client for key fetching could not be built (TLS initialisation).
+    #[error("HTTP client")]
+    HttpClient(#[source] reqwest::Error),
 }
 
-impl std::fmt::Debug for AgentAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AgentAuth")
-            .field("issuer", &self.options.issuer)
-            .field("audiences", &self.options.audiences)
-            .finish_non_exhaustive()
-    }
+/// What makes a URL setting unusable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UrlProblem {
+    /// It does not parse as an absolute URL.
+    #[error(transparent)]
+    Parse(#[from] url::ParseError),
+    /// Its scheme is not `http` or `https`.
+    #[error("not http or https")]
+    NotHttp,
+    /// It has no host.
+    #[error("no host")]
+    NoHost,
 }
 
 impl AgentAuth {
     /// Trusts tokens from `issuer`; a token's `iss` must equal it exactly. Keys come from
     /// `{issuer}/jwks.json` unless [`jwks_uri`](Self::jwks_uri) or
-    /// [`discover`](Self::discover) says otherwise.
+    /// [`discover`](Self::discover) says otherwise. More issuers: [`issuer`](Self::issuer).
     ///
     /// Anything that is `AsRef<str>` works, such as the bundled issuer's test handle.
     pub fn new(issuer: impl AsRef<str>) -> Self {
+        Self::for_issuer(Issuer::new(issuer))
+    }
+
+    /// Trusts `issuer`, with the settings it carries ([`Issuer::jwks_uri`], …).
+    pub fn for_issuer(issuer: Issuer) -> Self {
         AgentAuth {
-            options: Options {
-                issuer: issuer.as_ref().to_owned(),
-                audiences: Vec::new(),
-                jwks_uri: None,
-                discover: false,
-                leeway: Duration::from_secs(5),
-                algorithms: Algorithm::ALL.to_vec(),
-                typ: TypPolicy::default(),
-                max_token_bytes: 8 * 1024,
-                jwks_default_ttl: Duration::from_secs(10 * 60),
-                jwks_min_ttl: Duration::from_secs(30),
-                jwks_max_ttl: Duration::from_secs(24 * 60 * 60),
-                jwks_cooldown: Duration::from_secs(30),
-                jwks_max_stale: Duration::from_secs(24 * 60 * 60),
-                http_timeout: Duration::from_secs(5),
-                jwks_max_bytes: 256 * 1024,
-                realm: None,
-                resource_metadata: None,
-                signature_batching: true,
-                token_cache: Some(TokenCacheLimits {
-                    max_entries: 10_000,
-                    max_bytes: 32 * 1024 * 1024,
-                }),
-            },
-            built: Arc::default(),
+            issuers: vec![issuer],
+            audiences: Vec::new(),
+            leeway: Duration::from_secs(5),
+            algorithms: Algorithm::ALL.to_vec(),
+            typ: TokenTypeHeader::default(),
+            max_token_bytes: 8 * 1024,
+            jwks_default_ttl: Duration::from_secs(10 * 60),
+            jwks_min_ttl: Duration::from_secs(30),
+            jwks_max_ttl: Duration::from_secs(24 * 60 * 60),
+            jwks_cooldown: Duration::from_secs(30),
+            jwks_max_stale: Duration::from_secs(24 * 60 * 60),
+            http_timeout: Duration::from_secs(5),
+            jwks_max_bytes: 256 * 1024,
+            realm: None,
+            resource_metadata: None,
+            signature_batching: true,
+            token_cache: Some(TokenCacheLimits {
+                max_entries: 10_000,
+                max_bytes: 32 * 1024 * 1024,
+            }),
+            optional: false,
         }
     }
 
-    fn with(mut self, change: impl FnOnce(&mut Options)) -> Self {
-        change(&mut self.options);
-        // A changed configuration gets its own shared state.
-        self.built = Arc::default();
+    fn with(mut self, change: impl FnOnce(&mut Self)) -> Self {
+        change(&mut self);
         self
     }
 
-    /// Accepts tokens whose `aud` contains `audience` (call again to accept several).
+    fn with_first_issuer(mut self, change: impl FnOnce(Issuer) -> Issuer) -> Self {
+        // `new` puts the first issuer in; nothing removes it.
+        if let Some(first) = self.issuers.first_mut() {
+            *first = change(first.clone());
+        }
+        self
+    }
+
+    /// Also trusts `issuer`, with its own keys (and audiences, if it has any).
+    pub fn issuer(self, issuer: Issuer) -> Self {
+        self.with(|o| o.issuers.push(issuer))
+    }
+
+    /// Accepts tokens whose `aud` contains `audience` (call again to accept several), from
+    /// every issuer without audiences of its own.
     pub fn audience(self, audience: impl Into<String>) -> Self {
         let audience = audience.into();
         self.with(|o| o.audiences.push(audience))
     }
 
-    /// Fetches keys from this URL instead of `{issuer}/jwks.json`.
+    /// Fetches the keys of the issuer given to [`new`](Self::new) from this URL instead of
+    /// `{issuer}/jwks.json`.
     pub fn jwks_uri(self, uri: impl Into<String>) -> Self {
-        let uri = uri.into();
-        self.with(|o| {
-            o.jwks_uri = Some(uri);
-            o.discover = false;
-        })
+        self.with_first_issuer(|issuer| issuer.jwks_uri(uri))
     }
 
-    /// Reads `jwks_uri` from the issuer's RFC 8414 metadata
-    /// (`/.well-known/oauth-authorization-server`), checking that it names this issuer.
+    /// Reads the `jwks_uri` of the issuer given to [`new`](Self::new) from its RFC 8414
+    /// metadata (`/.well-known/oauth-authorization-server`), checking that it names this issuer.
     pub fn discover(self) -> Self {
-        self.with(|o| {
-            o.discover = true;
-            o.jwks_uri = None;
-        })
+        self.with_first_issuer(Issuer::discover)
+    }
+
+    /// Lets requests without credentials through, without an [`Agent`](crate::Agent) (handlers
+    /// take `Option<Agent>`); a request with a bad token is still refused. "Without
+    /// credentials" means no `Authorization` header, or one of another scheme (`Basic`).
+    pub fn optional(self) -> Self {
+        self.with(|o| o.optional = true)
     }
 
     /// Clock skew tolerated on `exp` and `nbf` (default 5 s).
@@ -172,8 +279,8 @@ impl AgentAuth {
         self.with(|o| o.algorithms = algorithms)
     }
 
-    /// What the `typ` header may say (default [`TypPolicy::AtJwtOrJwt`]).
-    pub fn typ_policy(self, typ: TypPolicy) -> Self {
+    /// What the `typ` header may say (default [`TokenTypeHeader::AtJwtOrJwt`]).
+    pub fn typ_header(self, typ: TokenTypeHeader) -> Self {
         self.with(|o| o.typ = typ)
     }
 
@@ -249,12 +356,6 @@ impl AgentAuth {
         self.with(|o| o.signature_batching = enabled)
     }
 
-    /// Entries and weighted bytes in the verified-token cache (`None` when it is off).
-    pub fn token_cache_usage(&self) -> Option<(u64, u64)> {
-        let verifier = self.verifier().ok()?;
-        verifier.tokens.as_ref().map(TokenCache::usage)
-    }
-
     /// The `realm` of challenges (default: the first audience).
     pub fn realm(self, realm: impl Into<String>) -> Self {
         let realm = realm.into();
@@ -268,130 +369,135 @@ impl AgentAuth {
         self.with(|o| o.resource_metadata = Some(url))
     }
 
-    /// The configured metadata URL, if any.
-    pub fn resource_metadata_url(&self) -> Option<&str> {
-        self.options.resource_metadata.as_deref()
-    }
-
-    /// The RFC 9728 document describing this resource: its identifier (the first audience),
-    /// its authorization server (the issuer) and that Bearer tokens go in the header.
-    pub fn protected_resource_metadata(&self) -> ProtectedResourceMetadata {
-        ProtectedResourceMetadata::new(
-            self.options.audiences.first().cloned().unwrap_or_default(),
-            self.options.issuer.clone(),
-        )
-    }
-
-    /// Builds the shared state now, reporting a configuration that cannot work.
-    pub fn check(&self) -> Result<(), ConfigError> {
-        self.verifier().map(drop)
-    }
-
-    /// Verifies a token outside HTTP (a WebSocket message, a queue job): the same checks as
-    /// the layer, minus scopes.
-    pub async fn verify(&self, token: &str) -> Result<Agent, AuthError> {
-        let verifier = self.verifier_ref().map_err(|error| {
-            tracing::error!(%error, "AgentAuth misconfigured; refusing every token");
-            AuthError::KeysUnavailable {
-                retry_after: Duration::from_secs(60),
-            }
-        })?;
-        verifier.verify(token).await
-    }
-
-    /// Fetches the JWKS now (for example after learning of a key rotation), whatever the
-    /// cooldown. Requests keep using the current keys meanwhile.
-    pub async fn refresh_keys(&self) -> Result<(), KeyRefreshError> {
-        let verifier = self.verifier().map_err(KeyRefreshError::Config)?;
-        verifier
-            .keys
-            .refresh()
-            .await
-            .map_err(|error| KeyRefreshError::Fetch(error.to_string()))
-    }
-
-    /// JWKS and metadata requests sent so far by this configuration (shared by clones).
-    pub fn key_fetch_count(&self) -> u64 {
-        self.verifier().map(|v| v.keys.fetch_count()).unwrap_or(0)
-    }
-
-    pub(crate) fn verifier(&self) -> Result<Arc<Verifier>, ConfigError> {
-        self.verifier_ref().cloned().map_err(Clone::clone)
-    }
-
-    fn verifier_ref(&self) -> Result<&Arc<Verifier>, &ConfigError> {
-        self.built
-            .get_or_init(|| self.options.build().map(Arc::new))
-            .as_ref()
-    }
-}
-
-/// Why [`AgentAuth::refresh_keys`] failed.
-#[derive(Debug, Clone, thiserror::Error)]
-#[non_exhaustive]
-pub enum KeyRefreshError {
-    /// The configuration cannot work.
-    #[error(transparent)]
-    Config(ConfigError),
-    /// The JWKS could not be fetched or parsed; the previous keys stay in use.
-    #[error("JWKS fetch failed: {0}")]
-    Fetch(String),
-}
-
-impl Options {
-    fn build(&self) -> Result<Verifier, ConfigError> {
-        if self.audiences.is_empty() {
-            return Err(ConfigError::NoAudience);
+    /// Checks the whole configuration and builds the layer: its JWKS caches (one per issuer),
+    /// token cache and challenges. Every problem is reported at once.
+    ///
+    /// Metrics handles are registered here, with the `metrics` recorder installed now.
+    pub fn build(&self) -> Result<AgentAuthLayer, ConfigError> {
+        let mut problems = Vec::new();
+        if AlgorithmSet::from_iter(self.algorithms.iter().copied()).is_empty() {
+            problems.push(ConfigProblem::NoAlgorithm);
         }
-        let algorithms = AlgorithmSet::from_iter(self.algorithms.iter().copied());
-        if algorithms.is_empty() {
-            return Err(ConfigError::NoAlgorithm);
-        }
-        http_url("issuer", &self.issuer)?;
-        let source = match (&self.jwks_uri, self.discover) {
-            (Some(uri), _) => JwksSource::Uri(http_url("jwks_uri", uri)?),
-            (None, true) => JwksSource::Discover,
-            (None, false) => {
-                let uri = format!("{}/jwks.json", self.issuer.trim_end_matches('/'));
-                JwksSource::Uri(http_url("issuer", &uri)?)
+        for (setting, value) in [
+            ("max_token_bytes", self.max_token_bytes),
+            ("jwks_max_bytes", self.jwks_max_bytes),
+            ("http_timeout", usize::from(!self.http_timeout.is_zero())),
+        ] {
+            if value == 0 {
+                problems.push(ConfigProblem::Zero { setting });
             }
-        };
-        let keys = JwksCache::new(
-            &self.issuer,
-            JwksConfig {
-                source,
-                default_ttl: self.jwks_default_ttl,
-                min_ttl: self.jwks_min_ttl,
-                max_ttl: self.jwks_max_ttl,
-                cooldown: self.jwks_cooldown,
-                timeout: self.http_timeout,
-                max_bytes: self.jwks_max_bytes,
-                max_stale: self.jwks_max_stale,
-            },
-        )
-        .map_err(|error: reqwest::Error| ConfigError::HttpClient(error.to_string()))?;
-        let realm = self.realm.as_deref().unwrap_or(&self.audiences[0]);
-        Ok(Verifier {
-            issuer: self.issuer.as_str().into(),
-            audiences: self.audiences.iter().map(|a| a.as_str().into()).collect(),
-            algorithms,
+        }
+        if let Some(url) = &self.resource_metadata
+            && let Err(problem) = http_url("resource_metadata", url)
+        {
+            problems.push(problem);
+        }
+        let mut sources = Vec::with_capacity(self.issuers.len());
+        for (index, issuer) in self.issuers.iter().enumerate() {
+            if self.issuers[..index]
+                .iter()
+                .any(|earlier| earlier.issuer == issuer.issuer)
+            {
+                problems.push(ConfigProblem::DuplicateIssuer {
+                    issuer: issuer.issuer.clone(),
+                });
+            }
+            if issuer.audiences.is_empty() && self.audiences.is_empty() {
+                problems.push(ConfigProblem::NoAudience {
+                    issuer: issuer.issuer.clone(),
+                });
+            }
+            match self.source(issuer) {
+                Ok(source) => sources.push(source),
+                Err(problem) => problems.push(problem),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
+
+        let mut issuers = Vec::with_capacity(self.issuers.len());
+        for (issuer, source) in self.issuers.iter().zip(sources) {
+            let keys =
+                JwksCache::new(&issuer.issuer, self.jwks_config(source)).map_err(|error| {
+                    ConfigError {
+                        problems: vec![ConfigProblem::HttpClient(error)],
+                    }
+                })?;
+            let audiences = match issuer.audiences.is_empty() {
+                true => &self.audiences,
+                false => &issuer.audiences,
+            };
+            issuers.push(TrustedIssuer {
+                issuer: issuer.issuer.as_str().into(),
+                audiences: audiences.iter().map(|a| a.as_str().into()).collect(),
+                keys: Arc::new(keys),
+            });
+        }
+        // Checked above: at least one issuer, each with at least one audience.
+        let first_audience = issuers.first().and_then(|first| first.audiences.first());
+        let realm = self
+            .realm
+            .as_deref()
+            .or(first_audience.map(|audience| &**audience))
+            .unwrap_or_default();
+        let challenge = Arc::new(Challenge::new(realm, self.resource_metadata.as_deref()));
+        let verifier = Verifier {
+            issuers: issuers.into(),
+            algorithms: AlgorithmSet::from_iter(self.algorithms.iter().copied()),
             typ: self.typ,
             leeway_secs: i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX),
             max_token_bytes: self.max_token_bytes,
-            keys: Arc::new(keys),
             tokens: self.token_cache.map(TokenCache::new),
             batcher: self.signature_batching.then(SignatureBatcher::default),
-            challenge: Arc::new(Challenge::new(realm, self.resource_metadata.as_deref())),
+            challenge,
+            metrics: VerifierMetrics::register(),
+        };
+        Ok(AgentAuthLayer::new(
+            verifier,
+            self.optional,
+            self.resource_metadata.clone(),
+        ))
+    }
+
+    fn source(&self, issuer: &Issuer) -> Result<JwksSource, ConfigProblem> {
+        http_url("issuer", &issuer.issuer)?;
+        Ok(match (&issuer.jwks_uri, issuer.discover) {
+            (Some(uri), _) => JwksSource::Uri(http_url("jwks_uri", uri)?),
+            (None, true) => JwksSource::Discover,
+            (None, false) => {
+                let uri = format!("{}/jwks.json", issuer.issuer.trim_end_matches('/'));
+                JwksSource::Uri(http_url("issuer", &uri)?)
+            }
         })
+    }
+
+    fn jwks_config(&self, source: JwksSource) -> JwksConfig {
+        JwksConfig {
+            source,
+            default_ttl: self.jwks_default_ttl,
+            min_ttl: self.jwks_min_ttl,
+            max_ttl: self.jwks_max_ttl,
+            cooldown: self.jwks_cooldown,
+            timeout: self.http_timeout,
+            max_bytes: self.jwks_max_bytes,
+            max_stale: self.jwks_max_stale,
+        }
     }
 }
 
-fn http_url(what: &'static str, value: &str) -> Result<Url, ConfigError> {
-    Url::parse(value)
-        .ok()
-        .filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
-        .ok_or_else(|| ConfigError::BadUrl {
-            what,
-            value: value.to_owned(),
-        })
+fn http_url(setting: &'static str, value: &str) -> Result<Url, ConfigProblem> {
+    let problem = |reason| ConfigProblem::BadUrl {
+        setting,
+        value: value.to_owned(),
+        reason,
+    };
+    let url = Url::parse(value).map_err(|error| problem(UrlProblem::Parse(error)))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(problem(UrlProblem::NotHttp));
+    }
+    if !url.has_host() {
+        return Err(problem(UrlProblem::NoHost));
+    }
+    Ok(url)
 }

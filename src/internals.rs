@@ -3,8 +3,6 @@
 //! Not a stable API: these exist so that `fuzz/` and the Wycheproof tests can drive the real
 //! parsing and verification code without HTTP. They carry no semver promise.
 
-use std::sync::Arc;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::value::RawValue;
@@ -13,7 +11,8 @@ use crate::agent::Agent;
 use crate::config::AgentAuth;
 use crate::error::{AuthError, InvalidToken};
 use crate::jwks::{KeySet, VerifyingKey};
-use crate::verify::Verifier;
+use crate::layer::AgentAuthLayer;
+use crate::verify::{Now, Presented};
 
 /// Parses a JWKS document as the cache does; returns the number of usable keys.
 pub fn parse_jwks(body: &[u8]) -> Result<usize, String> {
@@ -27,26 +26,36 @@ pub fn parse_jwks(body: &[u8]) -> Result<usize, String> {
 pub fn verify_with_jwk(jwk: &str, message: &[u8], signature: &[u8]) -> Result<bool, String> {
     let raw: Box<RawValue> = serde_json::from_str(jwk).map_err(|error| error.to_string())?;
     let key = VerifyingKey::from_jwk(&raw).map_err(|error| error.to_string())?;
-    Ok(key.verify(message, &URL_SAFE_NO_PAD.encode(signature)))
+    Ok(key
+        .verify(message, &URL_SAFE_NO_PAD.encode(signature))
+        .is_ok())
 }
 
 /// The layer's verification path with a fixed key set and no network at all.
 #[derive(Debug)]
-pub struct OfflineVerifier(Arc<Verifier>);
+pub struct OfflineVerifier(AgentAuthLayer);
 
 impl OfflineVerifier {
-    /// Verifies like `auth` would, with the keys of the JWKS document `jwks`.
+    /// Verifies like `auth` would (signature batching off), with the keys of the JWKS
+    /// document `jwks` for every issuer.
     pub fn new(auth: AgentAuth, jwks: &[u8]) -> Result<Self, String> {
-        let verifier = auth.verifier().map_err(|error| error.to_string())?;
-        let keys = KeySet::parse(jwks).map_err(|error| error.to_string())?;
-        verifier.keys.serve_local(keys);
-        Ok(OfflineVerifier(verifier))
+        let layer = auth
+            .signature_batching(false)
+            .build()
+            .map_err(|error| error.to_string())?;
+        for trusted in &layer.verifier().issuers {
+            let keys = KeySet::parse(jwks).map_err(|error| error.to_string())?;
+            trusted.keys.serve_local(keys);
+        }
+        Ok(OfflineVerifier(layer))
     }
 
     /// Verifies `token` synchronously.
     pub fn verify(&self, token: &str) -> Result<Agent, AuthError> {
-        self.0
-            .verify_now(token)
-            .unwrap_or(Err(InvalidToken::UnknownKey.into()))
+        match self.0.verifier().verify_now(Presented::Text(token)) {
+            Now::Decided(outcome) => outcome,
+            // Local keys decide without I/O; waiting is only for batches, which are off.
+            Now::MustWait(_) => Err(InvalidToken::UnknownKey.into()),
+        }
     }
 }

@@ -1,5 +1,7 @@
-//! The tower middleware: reads the Bearer credentials, verifies them, puts the [`Agent`] into
-//! the request extensions or answers with the challenge.
+//! The tower middleware: [`AgentAuthLayer`] (built by [`AgentAuth::build`](crate::AgentAuth::build)),
+//! [`AgentAuthService`] and their [`ResponseFuture`]. It reads the Bearer credentials once,
+//! has them verified, and puts the [`Agent`] into the request extensions or answers with the
+//! challenge.
 //!
 //! A token found in the verified-token cache (the usual case) is accepted synchronously inside
 //! `call`, and the future is the inner service's own. A fresh token gets a boxed future: its
@@ -11,40 +13,167 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use http::{HeaderMap, Request, Response, header};
+use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use crate::agent::Agent;
-use crate::config::AgentAuth;
-use crate::error::{AuthError, InvalidRequest};
-use crate::verify::Verifier;
+use crate::bearer::{self, Credentials};
+use crate::error::AuthError;
+use crate::metadata::ProtectedResourceMetadata;
+use crate::readiness::{IssuerReadiness, KeyRefreshError, Readiness};
+use crate::verify::{Now, Presented, Verifier};
 
-impl<S> Layer<S> for AgentAuth {
+/// The built middleware: a cheap clone (one `Arc`) of a checked configuration. Apply it to an
+/// axum router or wrap any `Service<http::Request<B>>` with it.
+#[derive(Clone)]
+pub struct AgentAuthLayer {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    verifier: Verifier,
+    optional: bool,
+    resource_metadata: Option<String>,
+}
+
+impl std::fmt::Debug for AgentAuthLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentAuthLayer")
+            .field("verifier", &self.shared.verifier)
+            .field("optional", &self.shared.optional)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgentAuthLayer {
+    pub(crate) fn new(
+        verifier: Verifier,
+        optional: bool,
+        resource_metadata: Option<String>,
+    ) -> Self {
+        AgentAuthLayer {
+            shared: Arc::new(Shared {
+                verifier,
+                optional,
+                resource_metadata,
+            }),
+        }
+    }
+
+    #[cfg(any(feature = "issuer", feature = "internals"))]
+    pub(crate) fn verifier(&self) -> &Verifier {
+        &self.shared.verifier
+    }
+
+    /// Verifies a token outside HTTP (a WebSocket message, a queue job): the same checks as
+    /// the layer, minus scopes.
+    pub async fn verify(&self, token: &str) -> Result<Agent, AuthError> {
+        let verifier = &self.shared.verifier;
+        match verifier.verify_now(Presented::Text(token)) {
+            Now::Decided(outcome) => outcome,
+            Now::MustWait(token) => verifier.verify_waiting(token).await,
+        }
+    }
+
+    /// Fetches every issuer's JWKS now (for example after learning of a key rotation),
+    /// whatever the cooldown. Requests keep using the current keys meanwhile. The first
+    /// failure is reported; the other issuers are refreshed all the same.
+    pub async fn refresh_keys(&self) -> Result<(), KeyRefreshError> {
+        let refreshes = self
+            .shared
+            .verifier
+            .issuers
+            .iter()
+            .map(|trusted| async move {
+                trusted
+                    .keys
+                    .refresh()
+                    .await
+                    .map_err(|cause| KeyRefreshError {
+                        issuer: trusted.issuer.to_string(),
+                        cause,
+                    })
+            });
+        futures_util::future::join_all(refreshes)
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    /// What a health probe needs: per issuer, the keys held and their age.
+    pub fn readiness(&self) -> Readiness {
+        let issuers = self.shared.verifier.issuers.iter().map(|trusted| {
+            let status = trusted.keys.status();
+            IssuerReadiness {
+                issuer: trusted.issuer.to_string(),
+                keys: status.keys,
+                age: status.age,
+                usable: status.usable,
+            }
+        });
+        Readiness {
+            issuers: issuers.collect(),
+        }
+    }
+
+    /// JWKS and metadata requests sent so far, all issuers together (shared by clones).
+    pub fn key_fetch_count(&self) -> u64 {
+        let issuers = self.shared.verifier.issuers.iter();
+        issuers.map(|trusted| trusted.keys.fetch_count()).sum()
+    }
+
+    /// Entries and weighted bytes in the verified-token cache (`None` when it is off).
+    pub fn token_cache_usage(&self) -> Option<(u64, u64)> {
+        let tokens = self.shared.verifier.tokens.as_ref()?;
+        Some(tokens.usage())
+    }
+
+    /// The configured metadata URL, if any.
+    pub fn resource_metadata_url(&self) -> Option<&str> {
+        self.shared.resource_metadata.as_deref()
+    }
+
+    /// The RFC 9728 document describing this resource: its identifier (the first audience),
+    /// its authorization servers (every trusted issuer) and that Bearer tokens go in the
+    /// header.
+    pub fn protected_resource_metadata(&self) -> ProtectedResourceMetadata {
+        let issuers = &self.shared.verifier.issuers;
+        let resource = issuers
+            .first()
+            .and_then(|first| first.audiences.first())
+            .map(|audience| audience.to_string())
+            .unwrap_or_default();
+        let mut servers = issuers.iter().map(|trusted| trusted.issuer.to_string());
+        let mut metadata =
+            ProtectedResourceMetadata::new(resource, servers.next().unwrap_or_default());
+        metadata.authorization_servers.extend(servers);
+        metadata
+    }
+}
+
+impl<S> Layer<S> for AgentAuthLayer {
     type Service = AgentAuthService<S>;
 
-    /// # Panics
-    ///
-    /// When the configuration cannot work; see [`AgentAuth::check`].
     fn layer(&self, inner: S) -> Self::Service {
-        match self.verifier() {
-            Ok(verifier) => AgentAuthService { inner, verifier },
-            Err(error) => panic!("invalid AgentAuth configuration: {error}"),
+        AgentAuthService {
+            inner,
+            shared: self.shared.clone(),
         }
     }
 }
 
-/// The service [`AgentAuth`] wraps around yours.
+/// The service [`AgentAuthLayer`] wraps around yours.
 #[derive(Clone)]
 pub struct AgentAuthService<S> {
     inner: S,
-    verifier: Arc<Verifier>,
+    shared: Arc<Shared>,
 }
 
 impl<S> std::fmt::Debug for AgentAuthService<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AgentAuthService")
-            .field("verifier", &self.verifier)
+            .field("verifier", &self.shared.verifier)
             .finish_non_exhaustive()
     }
 }
@@ -66,56 +195,51 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        // A token that verified before is answered from the cache before the full syntax
-        // check: it passed that check when it was first verified.
-        let outcome = match cached_candidate(request.headers())
-            .and_then(|token| self.verifier.cached(token))
-        {
-            Some(agent) => Some(Ok(agent)),
-            None => match bearer_token(request.headers()) {
-                // A fresh token: checked below, where its signature can join a batch.
-                Ok(_) if self.verifier.batches_signatures() => None,
-                Ok(token) => self.verifier.verify_now_uncached(token),
-                Err(error) => Some(Err(error)),
-            },
+        let verifier = &self.shared.verifier;
+        let presented = match bearer::read(request.headers()) {
+            Ok(Credentials::Bearer(bearer)) => Presented::Header(bearer),
+            Ok(Credentials::None) if self.shared.optional => {
+                verifier.metrics.anonymous();
+                return ResponseFuture::inner(self.inner.call(request));
+            }
+            Ok(Credentials::None) => return refuse(verifier, AuthError::MissingToken),
+            Err(error) => return refuse(verifier, error.into()),
         };
-        match outcome {
-            Some(Ok(agent)) => {
+        let token: Box<str> = match verifier.verify_now(presented) {
+            Now::Decided(Ok(agent)) => {
                 accepted(&agent);
                 request.extensions_mut().insert(agent);
-                ResponseFuture::inner(self.inner.call(request))
+                return ResponseFuture::inner(self.inner.call(request));
             }
-            Some(Err(error)) => ResponseFuture::rejected(self.reject(&error)),
-            None => {
-                // The key must be fetched first, or the signature waits for its batch. Take the
-                // service that was made ready and leave a fresh clone behind (the tower idiom
-                // for calling after an await).
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
-                let verifier = self.verifier.clone();
-                ResponseFuture::boxed(Box::pin(async move {
-                    let outcome = match bearer_token(request.headers()) {
-                        Ok(token) => verifier.verify_uncached(token).await,
-                        Err(error) => Err(error),
-                    };
-                    match outcome {
-                        Ok(agent) => {
-                            accepted(&agent);
-                            request.extensions_mut().insert(agent);
-                            inner.call(request).await
-                        }
-                        Err(error) => Ok(rejection(&verifier, &error)),
-                    }
-                }))
+            Now::Decided(Err(error)) => {
+                return ResponseFuture::rejected(rejection(verifier, &error));
             }
-        }
+            // Owned, so the request can move into the future.
+            Now::MustWait(token) => token.into(),
+        };
+        // The key must be fetched first, or the signature waits for its batch. Take the
+        // service that was made ready and leave a fresh clone behind (the tower idiom for
+        // calling after an await).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = self.shared.clone();
+        ResponseFuture::boxed(Box::pin(async move {
+            match shared.verifier.verify_waiting(&token).await {
+                Ok(agent) => {
+                    accepted(&agent);
+                    request.extensions_mut().insert(agent);
+                    inner.call(request).await
+                }
+                Err(error) => Ok(rejection(&shared.verifier, &error)),
+            }
+        }))
     }
 }
 
-impl<S> AgentAuthService<S> {
-    fn reject<B: Default>(&self, error: &AuthError) -> Response<B> {
-        rejection(&self.verifier, error)
-    }
+/// A refusal decided before the verifier saw a token.
+fn refuse<F, B: Default, E>(verifier: &Verifier, error: AuthError) -> ResponseFuture<F, B, E> {
+    verifier.metrics.refused(&error);
+    ResponseFuture::rejected(rejection(verifier, &error))
 }
 
 fn accepted(agent: &Agent) {
@@ -127,49 +251,12 @@ fn accepted(agent: &Agent) {
 }
 
 fn rejection<B: Default>(verifier: &Verifier, error: &AuthError) -> Response<B> {
-    tracing::debug!(outcome = "rejected", %error, "agent authentication failed");
+    tracing::debug!(
+        outcome = "rejected",
+        reason = error.reason(),
+        "agent authentication failed"
+    );
     verifier.challenge.reject(error)
-}
-
-/// The token of a lone `Authorization: Bearer <token>` header, without the syntax checks, or
-/// `None`: only good for a cache lookup, whose hits were fully checked before.
-fn cached_candidate(headers: &HeaderMap) -> Option<&[u8]> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let value = values.next()?.as_bytes();
-    if values.next().is_some() {
-        return None;
-    }
-    let (scheme, token) = value.split_at_checked(7)?;
-    scheme.eq_ignore_ascii_case(b"bearer ").then_some(token)
-}
-
-/// The token of `Authorization: Bearer <token>` (RFC 6750 §2.1, RFC 7235 §2.1).
-///
-/// Another scheme counts as no token (401 without an error code); a query-string or body token
-/// is never looked at.
-fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let value = values.next().ok_or(AuthError::MissingToken)?;
-    if values.next().is_some() {
-        return Err(InvalidRequest::MultipleAuthorizationHeaders.into());
-    }
-    let value = value.to_str().map_err(|_| InvalidRequest::BadSyntax)?;
-    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(AuthError::MissingToken);
-    }
-    let token = rest.trim_start_matches(' ');
-    if token.is_empty() {
-        return Err(InvalidRequest::MissingBearerToken.into());
-    }
-    // b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
-    let body = token.trim_end_matches('=');
-    let is_b64token_char =
-        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
-    if body.is_empty() || !body.bytes().all(is_b64token_char) {
-        return Err(InvalidRequest::BadSyntax.into());
-    }
-    Ok(token)
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -229,56 +316,5 @@ where
             }
             KindProj::Boxed { future } => Poll::Ready(ready!(future.as_mut().poll(cx))),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use http::HeaderValue;
-
-    fn parse(values: &[&'static str]) -> Result<&'static str, AuthError> {
-        let mut headers = HeaderMap::new();
-        for value in values {
-            headers.append(header::AUTHORIZATION, HeaderValue::from_static(value));
-        }
-        // Leak so the borrowed token can be returned from the test helper.
-        let headers: &'static HeaderMap = Box::leak(Box::new(headers));
-        bearer_token(headers)
-    }
-
-    #[test]
-    fn bearer_syntax() {
-        assert_eq!(parse(&["Bearer abc.def.ghi"]), Ok("abc.def.ghi"));
-        assert_eq!(parse(&["bEaReR abc"]), Ok("abc"));
-        assert_eq!(parse(&["Bearer  abc"]), Ok("abc"));
-        assert_eq!(parse(&["Bearer abc=="]), Ok("abc=="));
-        assert_eq!(parse(&[]), Err(AuthError::MissingToken));
-        assert_eq!(parse(&["Basic dXNlcjpwYXNz"]), Err(AuthError::MissingToken));
-        assert_eq!(parse(&["Bearerabc"]), Err(AuthError::MissingToken));
-        assert_eq!(
-            parse(&["Bearer"]),
-            Err(InvalidRequest::MissingBearerToken.into())
-        );
-        assert_eq!(
-            parse(&["Bearer "]),
-            Err(InvalidRequest::MissingBearerToken.into())
-        );
-        assert_eq!(
-            parse(&["Bearer a b"]),
-            Err(InvalidRequest::BadSyntax.into())
-        );
-        assert_eq!(
-            parse(&["Bearer a,b"]),
-            Err(InvalidRequest::BadSyntax.into())
-        );
-        assert_eq!(
-            parse(&["Bearer ==="]),
-            Err(InvalidRequest::BadSyntax.into())
-        );
-        assert_eq!(
-            parse(&["Bearer a", "Bearer b"]),
-            Err(InvalidRequest::MultipleAuthorizationHeaders.into())
-        );
     }
 }

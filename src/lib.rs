@@ -55,7 +55,9 @@
 
 mod agent;
 mod algorithm;
+mod bearer;
 mod challenge;
+mod claims;
 mod clock;
 mod config;
 mod ed25519;
@@ -63,6 +65,8 @@ mod error;
 mod jwks;
 mod layer;
 mod metadata;
+pub mod metrics;
+mod readiness;
 mod scopes;
 mod signature_batch;
 mod strict_json;
@@ -81,12 +85,14 @@ pub mod webhooks;
 
 pub use agent::Agent;
 pub use algorithm::Algorithm;
-pub use config::{AgentAuth, ConfigError, KeyRefreshError};
+pub use config::{AgentAuth, ConfigError, ConfigProblem, Issuer, UrlProblem};
 pub use error::{AuthError, InvalidRequest, InvalidToken};
-pub use layer::{AgentAuthService, ResponseFuture};
+pub use jwks::JwksFetchError;
+pub use layer::{AgentAuthLayer, AgentAuthService, ResponseFuture};
 pub use metadata::ProtectedResourceMetadata;
+pub use readiness::{IssuerReadiness, KeyRefreshError, Readiness};
 pub use scopes::{RequireScopes, RequireScopesService};
-pub use verify::TypPolicy;
+pub use verify::TokenTypeHeader;
 
 /// The README's examples, compiled as doctests so they cannot rot.
 #[cfg(all(doctest, feature = "issuer"))]

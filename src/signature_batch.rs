@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use crate::error::InvalidToken;
 use crate::jwks::VerifyingKey;
 
 /// Jobs in one batch, and so the work of one poll: the gain levels off by 16 (BENCHMARKS.md),
@@ -66,6 +67,7 @@ impl Job {
     fn verify_alone(&self) -> bool {
         self.key
             .verify(self.signing_input(), &self.token[self.signature_at..])
+            .is_ok()
     }
 }
 
@@ -108,9 +110,18 @@ impl SignatureBatcher {
         key: &Arc<VerifyingKey>,
         signing_input: &str,
         signature: &str,
-    ) -> bool {
+    ) -> Result<(), InvalidToken> {
+        let holds = self.verdict(key, signing_input, signature).await;
+        if holds {
+            Ok(())
+        } else {
+            Err(InvalidToken::BadSignature)
+        }
+    }
+
+    async fn verdict(&self, key: &Arc<VerifyingKey>, signing_input: &str, signature: &str) -> bool {
         let Some(decoded) = self.batchable(key, signature) else {
-            return key.verify(signing_input.as_bytes(), signature);
+            return key.verify(signing_input.as_bytes(), signature).is_ok();
         };
         let mut token = String::with_capacity(signing_input.len() + 1 + signature.len());
         token.push_str(signing_input);
@@ -298,7 +309,7 @@ mod tests {
         join_all(
             cases
                 .iter()
-                .map(|(input, signature)| batcher.verify(key, input, signature)),
+                .map(|(input, signature)| batcher.verdict(key, input, signature)),
         )
         .await
     }
@@ -411,7 +422,7 @@ mod tests {
                 .is_err()
         );
         let batcher = SignatureBatcher::default();
-        let alone = batcher.verify(&key, input, &signature).await;
+        let alone = batcher.verdict(&key, input, &signature).await;
         assert_eq!(batcher.stats(), (0, 0), "checked alone");
         // The same signature among 31 others under the same key, as one batch.
         let mut cases: Vec<(String, String)> = (1..32)
@@ -432,17 +443,17 @@ mod tests {
         // The rule chosen (SECURITY.md): the cofactored equation accepts it, alone or not.
         assert!(alone);
         // Batching off checks with the same rule.
-        assert_eq!(key.verify(input.as_bytes(), &signature), alone);
+        assert_eq!(key.verify(input.as_bytes(), &signature).is_ok(), alone);
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_lone_request_is_verified_alone() {
         let (signer, batcher) = (signer(), SignatureBatcher::default());
         let (input, signature) = signer.sign(0);
-        assert!(batcher.verify(&signer.key, &input, &signature).await);
+        assert!(batcher.verdict(&signer.key, &input, &signature).await);
         assert!(
             !batcher
-                .verify(&signer.key, &input, &corrupt(&signature))
+                .verdict(&signer.key, &input, &corrupt(&signature))
                 .await
         );
         assert_eq!(batcher.stats(), (0, 0), "no batch of one");
@@ -455,7 +466,7 @@ mod tests {
         let mut context = Context::from_waker(Waker::noop());
         // The first request queues its job, then its caller goes away.
         {
-            let mut first = pin!(batcher.verify(&signer.key, &cases[0].0, &cases[0].1));
+            let mut first = pin!(batcher.verdict(&signer.key, &cases[0].0, &cases[0].1));
             assert!(first.as_mut().poll(&mut context).is_pending());
         }
         let rest = verify_all(&batcher, &signer.key, &cases[1..]).await;
@@ -482,7 +493,7 @@ mod tests {
                     } else {
                         signature
                     };
-                    (n, batcher.verify(&signer.key, &input, &signature).await)
+                    (n, batcher.verdict(&signer.key, &input, &signature).await)
                 })
             })
             .collect();
@@ -557,7 +568,7 @@ mod tests {
         let (signer, batcher) = (signer(), SignatureBatcher::default());
         let (input, signature) = signer.sign(0);
         let mut context = Context::from_waker(Waker::noop());
-        let mut check = pin!(batcher.verify(&signer.key, &input, &signature));
+        let mut check = pin!(batcher.verdict(&signer.key, &input, &signature));
         assert_eq!(check.as_mut().poll(&mut context), Poll::Ready(true));
     }
 }

@@ -34,7 +34,9 @@ struct Entry {
     agent: Agent,
     /// Unix seconds after which the token is expired (`exp` + leeway).
     valid_until: i64,
-    /// The key-set revocation epoch when the token verified.
+    /// Which configured issuer's keys verified it.
+    issuer: usize,
+    /// That issuer's key-set revocation epoch when the token verified.
     key_epoch: u64,
 }
 
@@ -96,10 +98,16 @@ impl TokenCache {
     }
 
     /// The agent of `token` if it verified before, is not expired at `now` (Unix seconds) and
-    /// its key is still published (`key_epoch` unchanged).
-    pub(crate) fn get(&self, token: &[u8], now: i64, key_epoch: u64) -> Option<Agent> {
+    /// its key is still published: `key_epoch` gives the current revocation epoch of an
+    /// issuer's keys (`None` when they are not usable), which must be the one it verified under.
+    pub(crate) fn get(
+        &self,
+        token: &[u8],
+        now: i64,
+        key_epoch: impl FnOnce(usize) -> Option<u64>,
+    ) -> Option<Agent> {
         let entry = self.entries.get(token)?;
-        if now < entry.valid_until && entry.key_epoch == key_epoch {
+        if now < entry.valid_until && key_epoch(entry.issuer) == Some(entry.key_epoch) {
             Some(entry.agent)
         } else {
             // Expired or revoked: it can never be served again.
@@ -109,10 +117,17 @@ impl TokenCache {
     }
 
     /// Remembers a token that just passed every check.
-    pub(crate) fn insert(&self, token: &str, agent: &Agent, leeway_secs: i64, key_epoch: u64) {
+    pub(crate) fn insert(
+        &self,
+        token: &str,
+        agent: &Agent,
+        leeway_secs: i64,
+        (issuer, key_epoch): (usize, u64),
+    ) {
         let entry = Entry {
             agent: agent.clone(),
             valid_until: agent.expires_at().saturating_add(leeway_secs),
+            issuer,
             key_epoch,
         };
         self.entries.insert(token.as_bytes().into(), entry);

@@ -180,9 +180,15 @@ impl World {
         let attacker = TestKey::ed25519("attacker");
         let (attacker_url, attacker_hits) = attacker_jwks(&attacker).await;
         let issuer = jwks.issuer();
-        let api = serve_api(jwks.auth()).await;
-        let other = serve_api(AgentAuth::new(&issuer).audience(OTHER_AUDIENCE)).await;
-        let roomy = serve_api(jwks.auth().max_token_bytes(64 * 1024)).await;
+        let api = serve_api(jwks.auth().build().unwrap()).await;
+        let other = serve_api(
+            AgentAuth::new(&issuer)
+                .audience(OTHER_AUDIENCE)
+                .build()
+                .unwrap(),
+        )
+        .await;
+        let roomy = serve_api(jwks.auth().max_token_bytes(64 * 1024).build().unwrap()).await;
         let world = World {
             jwks,
             ed,
@@ -448,10 +454,38 @@ async fn rfc8725_algorithm_key_and_header_attacks() {
             w.with_header(json!({ "alg": "eddsa" })),
             Expect::InvalidToken(UNSUPPORTED_ALG),
         ),
+        // RFC 9864's fully-specified name for EdDSA with Ed25519: accepted with the Ed25519
+        // key, and only with it.
         bearer(
-            "alg Ed25519 (not a JWS name)",
+            "alg Ed25519 (RFC 9864) on the Ed25519 key",
             w.with_header(json!({ "alg": "Ed25519" })),
+            Expect::Accepted,
+        ),
+        bearer(
+            "alg ed25519 (names are case-sensitive)",
+            w.with_header(json!({ "alg": "ed25519" })),
             Expect::InvalidToken(UNSUPPORTED_ALG),
+        ),
+        bearer(
+            "alg Ed448 (RFC 9864, not accepted)",
+            w.with_header(json!({ "alg": "Ed448" })),
+            Expect::InvalidToken(UNSUPPORTED_ALG),
+        ),
+        bearer(
+            "alg Ed25519 pointing at the RSA key",
+            w.ed.token_with(
+                json!({ "alg": "Ed25519", "kid": "rsa-1" }),
+                w.claims(json!({})),
+            ),
+            Expect::InvalidToken(KEY_MISMATCH),
+        ),
+        bearer(
+            "alg Ed25519 pointing at the P-256 key",
+            w.ed.token_with(
+                json!({ "alg": "Ed25519", "kid": "ec-1" }),
+                w.claims(json!({})),
+            ),
+            Expect::InvalidToken(KEY_MISMATCH),
         ),
         bearer(
             "alg ES512 (not accepted)",

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use agent_auth::{Agent, AgentAuth};
+use agent_auth::{Agent, AgentAuthLayer};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::server::conn::http1;
@@ -20,7 +20,7 @@ use support::*;
 use tower::ServiceBuilder;
 
 /// Serves `auth` around a handler answering with the agent's id; counts handler calls.
-async fn serve_plain_hyper(auth: AgentAuth) -> (SocketAddr, Arc<AtomicUsize>) {
+async fn serve_plain_hyper(auth: AgentAuthLayer) -> (SocketAddr, Arc<AtomicUsize>) {
     let calls = Arc::new(AtomicUsize::new(0));
     let handler = {
         let calls = calls.clone();
@@ -69,7 +69,7 @@ struct Setup {
 async fn setup() -> Setup {
     let key = TestKey::ed25519("key-1");
     let jwks = JwksServer::start(&[&key]).await;
-    let (addr, calls) = serve_plain_hyper(jwks.auth()).await;
+    let (addr, calls) = serve_plain_hyper(jwks.auth().build().unwrap()).await;
     Setup {
         jwks,
         key,

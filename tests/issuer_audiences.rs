@@ -98,7 +98,7 @@ async fn an_agent_with_resources_gets_tokens_only_for_them_or_for_the_issuer() {
     );
 
     // And a token for another API is refused there: the limit is the audience.
-    let auth = AgentAuth::new(&issuer).audience(ELSEWHERE);
+    let auth = AgentAuth::new(&issuer).audience(ELSEWHERE).build().unwrap();
     let tickets = token_for(&issuer, &limited, Some(TICKETS)).await.json();
     assert!(
         auth.verify(tickets["access_token"].as_str().unwrap())
@@ -200,7 +200,7 @@ async fn a_self_deactivated_agent_gets_tokens_for_the_issuer_only_and_can_reacti
     let claims = decode_jwt(fresh.access_token.expose()).1;
     assert_eq!(claims["aud"], issuer.url());
     // That token opens no API (its audience is the issuer)…
-    let api = AgentAuth::new(&issuer).audience(TICKETS);
+    let api = AgentAuth::new(&issuer).audience(TICKETS).build().unwrap();
     assert!(api.verify(fresh.access_token.expose()).await.is_err());
     // … but lets the agent undo its own deactivation.
     let me = issuer

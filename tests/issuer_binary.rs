@@ -194,7 +194,7 @@ async fn lifecycle_on_the_binary(storage: &[&str]) {
         .token(&agent.id, secret.expose(), None, Some(API))
         .await
         .unwrap();
-    let auth = AgentAuth::new(&url).audience(API);
+    let auth = AgentAuth::new(&url).audience(API).build().unwrap();
     let verified = auth
         .verify(token.access_token.expose())
         .await

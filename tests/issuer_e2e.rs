@@ -8,15 +8,15 @@ mod tickets_api;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use agent_auth::AgentAuth;
 use agent_auth::issuer::{TestAgent, TestIssuer, TokenSpec};
+use agent_auth::{AgentAuth, AgentAuthLayer};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 const API: &str = "https://api.example.com/tickets";
 
 /// The tickets API, protected by `auth`, on 127.0.0.1:0.
-async fn serve_tickets(auth: AgentAuth) -> SocketAddr {
+async fn serve_tickets(auth: AgentAuthLayer) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -35,7 +35,7 @@ struct Setup {
 
 async fn setup(scopes: &[&str]) -> Setup {
     let issuer = TestIssuer::start().await;
-    let api = serve_tickets(AgentAuth::new(&issuer).audience(API)).await;
+    let api = serve_tickets(AgentAuth::new(&issuer).audience(API).build().unwrap()).await;
     let agent = issuer
         .provision("Support Triage Agent", scopes)
         .await
@@ -127,7 +127,14 @@ async fn issuer_tokens_are_accepted_on_the_tickets_routes() {
 #[tokio::test]
 async fn the_middleware_finds_the_keys_through_rfc_8414_discovery() {
     let issuer = TestIssuer::start().await;
-    let api = serve_tickets(AgentAuth::new(&issuer).audience(API).discover()).await;
+    let api = serve_tickets(
+        AgentAuth::new(&issuer)
+            .audience(API)
+            .discover()
+            .build()
+            .unwrap(),
+    )
+    .await;
     let agent = issuer.provision("d", &["tickets:read"]).await.unwrap();
     let t = issuer.token(&agent, None, Some(API)).await.unwrap();
     assert_eq!(list(api, t.access_token.expose()).await.status, 200);

@@ -43,7 +43,7 @@ async fn a_rotated_key_is_published_for_the_delay_before_it_signs_so_no_resource
     let issuer = TestIssuer::start().await;
     let agent = issuer.provision("bot", &["tickets:read"]).await.unwrap();
     // A resource server with the default cooldown (one unknown kid would lock it out).
-    let auth = AgentAuth::new(&issuer).audience(API);
+    let auth = AgentAuth::new(&issuer).audience(API).build().unwrap();
     let old_kid = issuer.issuer().signing_kid();
     let before = issuer.token(&agent, None, Some(API)).await.unwrap();
     assert_eq!(
@@ -128,7 +128,7 @@ async fn several_rotations_publish_each_key_for_its_own_window() {
 async fn an_immediate_rotation_signs_at_once_and_drops_every_older_key() {
     let issuer = TestIssuer::start().await;
     let agent = issuer.provision("bot", &["tickets:read"]).await.unwrap();
-    let auth = AgentAuth::new(&issuer).audience(API);
+    let auth = AgentAuth::new(&issuer).audience(API).build().unwrap();
     let old_kid = issuer.issuer().signing_kid();
     let before = issuer.token(&agent, None, Some(API)).await.unwrap();
     auth.verify(before.access_token.expose()).await.unwrap();

@@ -81,7 +81,7 @@ async fn state_and_signing_keys_survive_a_restart() {
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
     assert_eq!(jwks["keys"][1]["kid"], rotated.kid.as_str());
     // The token minted before the restart verifies after it, with the middleware.
-    let auth = AgentAuth::new(&issuer).audience(API);
+    let auth = AgentAuth::new(&issuer).audience(API).build().unwrap();
     assert_eq!(
         auth.verify(token.access_token.expose()).await.unwrap().id(),
         agent.id

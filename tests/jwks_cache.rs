@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use agent_auth::AgentAuth;
+use agent_auth::{AgentAuth, AgentAuthLayer};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use axum::Router;
 use axum::http::{StatusCode, header};
@@ -39,7 +39,7 @@ const DEFAULT_COOLDOWN_SECS: u64 = 30;
 struct Api {
     jwks: JwksServer,
     key1: TestKey,
-    auth: AgentAuth,
+    auth: AgentAuthLayer,
     url: String,
 }
 
@@ -56,7 +56,7 @@ impl Api {
         let key1 = TestKey::ed25519("key-1");
         let jwks = JwksServer::start(&[&key1]).await;
         prepare(&jwks);
-        let auth = configure(jwks.auth());
+        let auth = configure(jwks.auth()).build().unwrap();
         let url = serve_api(auth.clone()).await;
         Api {
             jwks,
@@ -432,7 +432,7 @@ async fn an_issuer_answering_500_from_the_start_gives_503_with_retry_after() {
 #[tokio::test]
 async fn an_unreachable_issuer_from_the_start_gives_503_with_retry_after() {
     let issuer = format!("http://127.0.0.1:{}", refused_port());
-    let auth = AgentAuth::new(&issuer).audience(AUDIENCE);
+    let auth = AgentAuth::new(&issuer).audience(AUDIENCE).build().unwrap();
     let url = format!("{}/tickets", serve_api(auth.clone()).await);
     let token = TestKey::ed25519("key-1").token(&issuer, json!({}));
 
@@ -644,7 +644,9 @@ async fn an_oversized_document_without_content_length_is_never_used() {
     let limited = AgentAuth::new(issuer)
         .audience(AUDIENCE)
         .jwks_uri(&jwks_uri)
-        .jwks_max_bytes(SMALL_LIMIT);
+        .jwks_max_bytes(SMALL_LIMIT)
+        .build()
+        .unwrap();
     let url = serve_api(limited).await;
     let token = key1.token(issuer, json!({}));
     assert_keys_unavailable(
@@ -656,7 +658,9 @@ async fn an_oversized_document_without_content_length_is_never_used() {
     // The same stream under the default limit is fine.
     let unlimited = AgentAuth::new(issuer)
         .audience(AUDIENCE)
-        .jwks_uri(&jwks_uri);
+        .jwks_uri(&jwks_uri)
+        .build()
+        .unwrap();
     let url = serve_api(unlimited).await;
     assert_accepted(
         &get_with_token(&format!("{url}/tickets"), &token).await,
@@ -721,7 +725,9 @@ async fn redirects_from_the_jwks_uri_are_not_followed() {
     };
     let auth = target
         .auth()
-        .jwks_uri(format!("http://{redirect}/jwks.json"));
+        .jwks_uri(format!("http://{redirect}/jwks.json"))
+        .build()
+        .unwrap();
     let url = serve_api(auth).await;
     let token = key1.token(&target.issuer(), json!({}));
     assert_keys_unavailable(
@@ -733,7 +739,7 @@ async fn redirects_from_the_jwks_uri_are_not_followed() {
     assert_eq!(target.fetches(), 0, "the redirect was not followed");
 
     // The redirect target itself serves good keys.
-    let direct = serve_api(target.auth()).await;
+    let direct = serve_api(target.auth().build().unwrap()).await;
     assert_accepted(
         &get_with_token(&format!("{direct}/tickets"), &token).await,
         "direct",
@@ -748,7 +754,11 @@ async fn redirects_from_the_jwks_uri_are_not_followed() {
 async fn discovery_finds_the_jwks_uri_in_rfc8414_metadata() {
     let key1 = TestKey::ed25519("key-1");
     let jwks = JwksServer::start(&[&key1]).await;
-    let auth = AgentAuth::new(jwks.issuer()).audience(AUDIENCE).discover();
+    let auth = AgentAuth::new(jwks.issuer())
+        .audience(AUDIENCE)
+        .discover()
+        .build()
+        .unwrap();
     let url = serve_api(auth.clone()).await;
     let token = key1.token(&jwks.issuer(), json!({}));
     assert_accepted(
@@ -784,7 +794,14 @@ async fn discovery_uses_the_jwks_uri_the_metadata_names() {
     );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let url = serve_api(AgentAuth::new(&issuer).audience(AUDIENCE).discover()).await;
+    let url = serve_api(
+        AgentAuth::new(&issuer)
+            .audience(AUDIENCE)
+            .discover()
+            .build()
+            .unwrap(),
+    )
+    .await;
     let token = key1.token(&issuer, json!({}));
     assert_accepted(
         &get_with_token(&format!("{url}/tickets"), &token).await,
@@ -799,7 +816,11 @@ async fn discovery_refuses_metadata_for_another_issuer() {
     let jwks = JwksServer::start(&[&key1]).await;
     // The metadata names another issuer (and a JWKS that would hold key1 on this server).
     jwks.set_metadata_issuer(&format!("http://{}/other-tenant", jwks.addr));
-    let auth = AgentAuth::new(jwks.issuer()).audience(AUDIENCE).discover();
+    let auth = AgentAuth::new(jwks.issuer())
+        .audience(AUDIENCE)
+        .discover()
+        .build()
+        .unwrap();
     let url = serve_api(auth.clone()).await;
     let token = key1.token(&jwks.issuer(), json!({}));
     assert_keys_unavailable(
@@ -815,7 +836,7 @@ async fn discovery_refuses_metadata_for_another_issuer() {
 async fn clones_of_the_layer_share_one_cache() {
     let key1 = TestKey::ed25519("key-1");
     let jwks = JwksServer::start(&[&key1]).await;
-    let auth = jwks.auth();
+    let auth = jwks.auth().build().unwrap();
     let first = serve_api(auth.clone()).await;
     let second = serve_api(auth.clone()).await;
     let token = key1.token(&jwks.issuer(), json!({}));
@@ -838,7 +859,9 @@ async fn a_configured_jwks_uri_is_used_instead_of_the_issuer_default() {
     let elsewhere = JwksServer::start(&[&key1]).await;
     let auth = issuer
         .auth()
-        .jwks_uri(format!("{}/jwks.json", elsewhere.issuer()));
+        .jwks_uri(format!("{}/jwks.json", elsewhere.issuer()))
+        .build()
+        .unwrap();
     let url = serve_api(auth).await;
     let token = key1.token(&issuer.issuer(), json!({}));
     assert_accepted(
@@ -855,7 +878,7 @@ async fn a_key_published_right_after_start_up_does_not_wait_out_a_cooldown() {
     // after it may fetch once (and only once) at once.
     let key1 = TestKey::ed25519("key-1");
     let jwks = JwksServer::start(&[&key1]).await;
-    let api = serve_api(jwks.auth()).await;
+    let api = serve_api(jwks.auth().build().unwrap()).await;
     let url = format!("{api}/tickets");
     assert_eq!(
         get_with_token(&url, &key1.token(&jwks.issuer(), serde_json::json!({})))

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use agent_auth::AgentAuth;
+use agent_auth::{AgentAuth, AgentAuthLayer};
 use serde_json::{Value, json};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -224,13 +224,15 @@ const ISSUER: &str = "https://issuer.example.com";
 async fn api(
     server: &FaultServer,
     configure: impl FnOnce(AgentAuth) -> AgentAuth,
-) -> (AgentAuth, String) {
+) -> (AgentAuthLayer, String) {
     let auth = configure(
         AgentAuth::new(ISSUER)
             .audience(AUDIENCE)
             .jwks_uri(&server.url)
             .http_timeout(TIMEOUT),
-    );
+    )
+    .build()
+    .unwrap();
     let url = format!("{}/tickets", serve_api(auth.clone()).await);
     (auth, url)
 }
@@ -657,7 +659,9 @@ async fn discovery_metadata_pointing_outside_http_is_refused() {
         let auth = AgentAuth::new(&issuer)
             .audience(AUDIENCE)
             .discover()
-            .http_timeout(TIMEOUT);
+            .http_timeout(TIMEOUT)
+            .build()
+            .unwrap();
         let url = format!("{}/tickets", serve_api(auth.clone()).await);
         assert_unavailable(
             &get_with_token(&url, &key1.token(&issuer, json!({}))).await,

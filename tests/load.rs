@@ -165,7 +165,7 @@ async fn the_layer_under_mixed_concurrent_load_answers_every_request_right() {
 
     let key = TestKey::ed25519("key-1");
     let jwks = JwksServer::start(&[&key]).await;
-    let auth = jwks.auth().jwks_refetch_cooldown(cooldown);
+    let auth = jwks.auth().jwks_refetch_cooldown(cooldown).build().unwrap();
     let url = format!("{}/tickets", serve_api(auth.clone()).await);
     let issuer = jwks.issuer();
     let traffic = Arc::new(Traffic {
@@ -282,7 +282,7 @@ async fn the_token_endpoint_under_concurrent_load_issues_valid_tokens_and_counts
         .len();
     let api = format!(
         "{}/tickets",
-        serve_api(AgentAuth::new(&issuer).audience(AUDIENCE)).await
+        serve_api(AgentAuth::new(&issuer).audience(AUDIENCE).build().unwrap()).await
     );
     let token_endpoint = issuer.token_endpoint().to_owned();
 

@@ -14,7 +14,7 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agent_auth::{Agent, AgentAuth};
+use agent_auth::{Agent, AgentAuthLayer};
 use axum::extract::{Request, State};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::Response;
@@ -91,7 +91,7 @@ async fn gate(State(barrier): State<Arc<Barrier>>, request: Request, next: Next)
     next.run(request).await
 }
 
-async fn serve(flavor: Flavor, auth: &AgentAuth, wave: usize) -> Api {
+async fn serve(flavor: Flavor, auth: &AgentAuthLayer, wave: usize) -> Api {
     // Keys first, so the wave's requests wait for nothing but each other.
     auth.refresh_keys().await.unwrap();
     let app = Router::new()
@@ -295,7 +295,7 @@ async fn bad_signatures_reject_only_their_own_requests(flavor: Flavor) {
     }
     .cases(&ed, &jwks.issuer());
     assert_eq!(cases.len(), 64);
-    let auth = jwks.auth();
+    let auth = jwks.auth().build().unwrap();
     let api = serve(flavor, &auth, cases.len()).await;
 
     assert_verdicts(&cases, &wave(&api, &cases).await);
@@ -329,7 +329,7 @@ async fn claims_are_still_checked_after_a_batch_passes() {
         ..Mix::default()
     };
     let cases = mix.cases(&ed, &jwks.issuer());
-    let auth = jwks.auth();
+    let auth = jwks.auth().build().unwrap();
     let api = serve(Flavor::CurrentThread, &auth, cases.len()).await;
 
     assert_verdicts(&cases, &wave(&api, &cases).await);
@@ -350,10 +350,15 @@ async fn batching_off_gives_identical_verdicts() {
         wrong_audience: 3,
     };
     let cases = mix.cases(&ed, &jwks.issuer());
-    let batched = serve(Flavor::CurrentThread, &jwks.auth(), cases.len()).await;
+    let batched = serve(
+        Flavor::CurrentThread,
+        &jwks.auth().build().unwrap(),
+        cases.len(),
+    )
+    .await;
     let single = serve(
         Flavor::CurrentThread,
-        &jwks.auth().signature_batching(false),
+        &jwks.auth().signature_batching(false).build().unwrap(),
         cases.len(),
     )
     .await;
@@ -386,7 +391,7 @@ async fn tokens_verified_in_a_batch_are_cached_and_refused_ones_are_not() {
     };
     let cases = mix.cases(&ed, &jwks.issuer());
     let valid = 48;
-    let auth = jwks.auth();
+    let auth = jwks.auth().build().unwrap();
     let api = serve(Flavor::CurrentThread, &auth, cases.len()).await;
     assert_eq!(auth.token_cache_usage(), Some((0, 0)));
 

@@ -12,7 +12,7 @@ use support::*;
 async fn a_verified_token_is_remembered_and_served_again() {
     let ed = TestKey::ed25519("ed-1");
     let jwks = JwksServer::start(&[&ed]).await;
-    let auth = jwks.auth();
+    let auth = jwks.auth().build().unwrap();
     let api = serve_api(auth.clone()).await;
     let token = ed.token(&jwks.issuer(), json!({}));
     assert_eq!(auth.token_cache_usage(), Some((0, 0)));
@@ -37,7 +37,7 @@ async fn a_verified_token_is_remembered_and_served_again() {
 async fn a_cached_token_is_refused_once_exp_plus_leeway_has_passed() {
     let ed = TestKey::ed25519("ed-1");
     let jwks = JwksServer::start(&[&ed]).await;
-    let auth = jwks.auth().leeway(Duration::from_secs(1));
+    let auth = jwks.auth().leeway(Duration::from_secs(1)).build().unwrap();
     let api = serve_api(auth.clone()).await;
     // Valid for about 2 more seconds (exp + leeway), verified and cached now.
     let exp = now() + 1;
@@ -64,7 +64,7 @@ async fn a_cached_token_is_refused_once_exp_plus_leeway_has_passed() {
 async fn one_byte_changed_a_shared_prefix_or_an_extension_misses() {
     let ed = TestKey::ed25519("ed-1");
     let jwks = JwksServer::start(&[&ed]).await;
-    let auth = jwks.auth();
+    let auth = jwks.auth().build().unwrap();
     let api = serve_api(auth.clone()).await;
     let url = format!("{api}/tickets");
     let token = ed.token(&jwks.issuer(), json!({}));
@@ -105,7 +105,7 @@ async fn a_cached_token_stops_verifying_once_its_key_left_the_jwks() {
     let old = TestKey::ed25519("old");
     let new = TestKey::ed25519("new");
     let jwks = JwksServer::start(&[&old]).await;
-    let auth = jwks.auth();
+    let auth = jwks.auth().build().unwrap();
     let api = serve_api(auth.clone()).await;
     let url = format!("{api}/tickets");
     let old_token = ed_token(&old, &jwks);
@@ -133,7 +133,7 @@ async fn a_key_replaced_under_the_same_kid_revokes_cached_tokens() {
     let original = TestKey::ed25519("k");
     let replacement = TestKey::ed25519("k");
     let jwks = JwksServer::start(&[&original]).await;
-    let auth = jwks.auth();
+    let auth = jwks.auth().build().unwrap();
     let api = serve_api(auth.clone()).await;
     let url = format!("{api}/tickets");
     let token = ed_token(&original, &jwks);
@@ -158,7 +158,7 @@ fn ed_token(key: &TestKey, jwks: &JwksServer) -> String {
 async fn cache_hits_still_check_each_routes_scopes() {
     let ed = TestKey::ed25519("ed-1");
     let jwks = JwksServer::start(&[&ed]).await;
-    let api = serve_api(jwks.auth()).await;
+    let api = serve_api(jwks.auth().build().unwrap()).await;
     let token = ed.token(&jwks.issuer(), json!({ "scope": "tickets:read" }));
     for _ in 0..2 {
         assert_eq!(
@@ -182,8 +182,12 @@ async fn cache_hits_still_check_each_routes_scopes() {
 async fn the_cache_holds_its_entry_and_byte_bounds() {
     let ed = TestKey::ed25519("ed-1");
     let jwks = JwksServer::start(&[&ed]).await;
-    let by_count = jwks.auth().token_cache(8, 1 << 30);
-    let by_bytes = jwks.auth().token_cache(1_000_000, 8 * 1024);
+    let by_count = jwks.auth().token_cache(8, 1 << 30).build().unwrap();
+    let by_bytes = jwks
+        .auth()
+        .token_cache(1_000_000, 8 * 1024)
+        .build()
+        .unwrap();
     let api_count = serve_api(by_count.clone()).await;
     let api_bytes = serve_api(by_bytes.clone()).await;
     for i in 0..40 {
@@ -212,7 +216,7 @@ async fn the_cache_holds_its_entry_and_byte_bounds() {
 async fn without_the_cache_every_request_is_verified_afresh() {
     let old = TestKey::ed25519("old");
     let jwks = JwksServer::start(&[&old]).await;
-    let auth = jwks.auth().no_token_cache();
+    let auth = jwks.auth().no_token_cache().build().unwrap();
     let api = serve_api(auth.clone()).await;
     let token = ed_token(&old, &jwks);
     assert_eq!(
@@ -228,7 +232,7 @@ async fn without_the_cache_every_request_is_verified_afresh() {
 async fn a_cached_token_in_a_malformed_request_is_still_refused() {
     let ed = TestKey::ed25519("ed-1");
     let jwks = JwksServer::start(&[&ed]).await;
-    let api = serve_api(jwks.auth()).await;
+    let api = serve_api(jwks.auth().build().unwrap()).await;
     let url = format!("{api}/tickets");
     let token = ed.token(&jwks.issuer(), json!({}));
     assert_eq!(get_with_token(&url, &token).await.status, 200);

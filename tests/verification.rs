@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use agent_auth::{AgentAuth, TypPolicy};
+use agent_auth::{AgentAuth, TokenTypeHeader};
 use serde_json::{Value, json};
 use support::*;
 
@@ -24,7 +24,7 @@ impl Fixture {
     async fn with(configure: impl FnOnce(AgentAuth) -> AgentAuth) -> Self {
         let ed = TestKey::ed25519("ed-1");
         let jwks = JwksServer::start(&[&ed]).await;
-        let api = serve_api(configure(jwks.auth())).await;
+        let api = serve_api(configure(jwks.auth()).build().unwrap()).await;
         Fixture { jwks, ed, api }
     }
 
@@ -82,7 +82,7 @@ async fn valid_tokens_of_every_key_type_are_accepted_and_the_agent_reaches_the_h
         TestKey::rsa_pss("pss"),
     ];
     let jwks = JwksServer::start(&keys.iter().collect::<Vec<_>>()).await;
-    let api = serve_api(jwks.auth()).await;
+    let api = serve_api(jwks.auth().build().unwrap()).await;
     for key in &keys {
         let token = key.token(&jwks.issuer(), json!({ "custom": { "team": "support" } }));
         let outcome = get_with_token(&format!("{api}/tickets"), &token).await;
@@ -105,7 +105,7 @@ async fn a_jwk_without_alg_is_bound_by_its_key_type() {
     jwks.set_document(
         json!({ "keys": [ed.jwk_without_alg(), p256.jwk_without_alg(), rsa.jwk_without_alg()] }),
     );
-    let api = serve_api(jwks.auth()).await;
+    let api = serve_api(jwks.auth().build().unwrap()).await;
     for key in [&ed, &p256, &rsa] {
         let outcome = get_with_token(
             &format!("{api}/tickets"),
@@ -433,7 +433,7 @@ async fn typ_policy_is_enforced() {
         200
     );
 
-    let strict = Fixture::with(|auth| auth.typ_policy(TypPolicy::RequireAtJwt)).await;
+    let strict = Fixture::with(|auth| auth.typ_header(TokenTypeHeader::AtJwtOnly)).await;
     let claims = agent_claims(&strict.issuer(), json!({}));
     assert_eq!(
         strict
@@ -721,7 +721,7 @@ async fn duplicate_claims_and_header_members_are_refused() {
 async fn verify_outside_http_gives_the_same_verdicts() {
     let ed = TestKey::ed25519("ed-1");
     let jwks = JwksServer::start(&[&ed]).await;
-    let auth = jwks.auth();
+    let auth = jwks.auth().build().unwrap();
     let agent = auth
         .verify(&ed.token(&jwks.issuer(), json!({})))
         .await

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use agent_auth::issuer::{AdminKey, Issuer};
-use agent_auth::{AgentAuth, RequireScopes};
+use agent_auth::{AgentAuth, AgentAuthLayer, RequireScopes};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self as lc, KeyPair as _};
 use base64::Engine as _;
@@ -211,7 +211,7 @@ fn main() {
         .collect();
 
     // Server 1 (axum 0.8): the same handler open, behind AgentAuth, behind a per-request decode.
-    let auth = AgentAuth::new(&issuer).audience(AUDIENCE);
+    let auth = AgentAuth::new(&issuer).audience(AUDIENCE).build().unwrap();
     let decoding_key = jsonwebtoken::DecodingKey::from_ed_components(&public_x).unwrap();
     let s1 = serve_pinned(server_core, {
         let auth = auth.clone();
@@ -345,7 +345,11 @@ fn main() {
     // t_cold_verify on the server core, cache off: the median of 21 batches of 200, once with
     // the other core idle and once with it busy (as it is during the HTTP runs, where the load
     // client keeps it at 100%: on this VM a busy sibling slows the crypto down markedly).
-    let cold = AgentAuth::new(&issuer).audience(AUDIENCE).no_token_cache();
+    let cold = AgentAuth::new(&issuer)
+        .audience(AUDIENCE)
+        .no_token_cache()
+        .build()
+        .unwrap();
     background.block_on(cold.verify(&reused)).unwrap();
     let t_cold_idle = time_cold_verify(&cold, &reused, server_core, None);
     let t_cold = time_cold_verify(&cold, &reused, server_core, Some(client_core));
@@ -480,7 +484,11 @@ fn main() {
     // The client reads every response it asked for, so the count must match exactly.
     let counters_exact = counted == tokens_answered;
     let sample_valid = background.block_on(async {
-        let verifier = AgentAuth::new(&s3).audience(&agent_id).no_token_cache();
+        let verifier = AgentAuth::new(&s3)
+            .audience(&agent_id)
+            .no_token_cache()
+            .build()
+            .unwrap();
         let mut valid = 0;
         for _ in 0..50 {
             let token = admin_client
@@ -558,7 +566,7 @@ fn main() {
 
 /// Median seconds per cold verify on `core`, optionally with `busy_core` kept busy meanwhile.
 fn time_cold_verify(
-    auth: &AgentAuth,
+    auth: &AgentAuthLayer,
     token: &str,
     core: core_affinity::CoreId,
     busy_core: Option<usize>,

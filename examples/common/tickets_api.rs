@@ -1,6 +1,6 @@
 //! The seed's tickets API, shared by the `tickets` and `lifecycle` examples.
 
-use agent_auth::{Agent, AgentAuth, RequireScopes};
+use agent_auth::{Agent, AgentAuthLayer, RequireScopes};
 use axum::extract::Path;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 /// `GET /tickets` (needs `tickets:read`), `POST /tickets/{id}/triage` (needs `tickets:triage`),
 /// both behind `auth`; `GET /health` open.
-pub fn router(auth: AgentAuth) -> Router {
+pub fn router(auth: AgentAuthLayer) -> Router {
     let protected = Router::new()
         .route(
             "/tickets",

@@ -254,12 +254,12 @@ impl IssuerBuilder {
         // Self-service is verified by this crate's middleware with the issuer's own keys,
         // handed over in process by the key ring: never fetched from the public URL, which
         // whoever sits on the network path could answer.
-        let self_auth = crate::AgentAuth::new(&issuer_url).audience(issuer_url.clone());
-        let self_keys = self_auth
-            .verifier()
-            .map_err(IssuerError::SelfService)?
-            .keys
-            .clone();
+        let self_auth = crate::AgentAuth::new(&issuer_url)
+            .audience(issuer_url.clone())
+            .build()
+            .map_err(IssuerError::SelfService)?;
+        // A built layer has the one issuer it was given.
+        let self_keys = self_auth.verifier().issuers[0].keys.clone();
         let now = clock.now_ms();
         let candidate = SigningKey::generate(now, now)?;
         let stored = registry.ensure_signing_key(candidate).await?;

@@ -29,7 +29,7 @@ pub(crate) struct Shared {
     pub(crate) retry: RetryPolicy,
     /// The middleware guarding self-service: the agent's token for the audience "this issuer",
     /// checked with the key ring's keys (handed over in process).
-    pub(crate) self_auth: crate::AgentAuth,
+    pub(crate) self_auth: crate::AgentAuthLayer,
     /// How long a rotated key is published before it signs.
     pub(crate) key_publish_delay: std::time::Duration,
     /// Held across each change of the stored keys and its republication, so that the key ring

@@ -10,19 +10,29 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Deserialize;
 use url::Url;
 
-/// Why keys could not be fetched.
+/// Why keys could not be fetched from an issuer.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum FetchError {
-    #[error("request failed: {0}")]
+#[non_exhaustive]
+pub enum JwksFetchError {
+    /// The request failed: connection, TLS, timeout, or reading the body.
+    #[error("request failed")]
     Http(#[from] reqwest::Error),
+    /// The issuer answered with another status than `200` or `304`.
     #[error("unexpected status {0}")]
     Status(StatusCode),
+    /// The response was larger than the configured limit (bytes).
     #[error("response larger than {0} bytes")]
     TooLarge(usize),
-    #[error("invalid JSON: {0}")]
+    /// The body is not the expected JSON document.
+    #[error("invalid JSON")]
     Json(#[from] serde_json::Error),
+    /// The RFC 8414 metadata names another issuer than the configured one.
     #[error("metadata issuer {found:?} is not the configured issuer")]
-    IssuerMismatch { found: String },
+    IssuerMismatch {
+        /// The `issuer` the document gave.
+        found: String,
+    },
+    /// The metadata's `jwks_uri` is missing or not an absolute http(s) URL.
     #[error("metadata jwks_uri is not a valid URL")]
     BadJwksUri,
 }
@@ -62,7 +72,7 @@ impl Fetcher {
         &self,
         url: &Url,
         etag: Option<&HeaderValue>,
-    ) -> Result<JwksResponse, FetchError> {
+    ) -> Result<JwksResponse, JwksFetchError> {
         let mut request = self
             .client
             .get(url.clone())
@@ -83,45 +93,45 @@ impl Fetcher {
                     max_age,
                 })
             }
-            status => Err(FetchError::Status(status)),
+            status => Err(JwksFetchError::Status(status)),
         }
     }
 
     /// Reads `jwks_uri` from the issuer's RFC 8414 metadata, checking that the metadata speaks
     /// for the configured issuer (RFC 8414 §3.3).
-    pub(crate) async fn discover_jwks_uri(&self, issuer: &str) -> Result<Url, FetchError> {
+    pub(crate) async fn discover_jwks_uri(&self, issuer: &str) -> Result<Url, JwksFetchError> {
         #[derive(Deserialize)]
         struct Metadata {
             issuer: String,
             jwks_uri: String,
         }
-        let url = metadata_url(issuer).ok_or(FetchError::BadJwksUri)?;
+        let url = metadata_url(issuer).ok_or(JwksFetchError::BadJwksUri)?;
         let response = self.client.get(url).send().await?;
         if response.status() != StatusCode::OK {
-            return Err(FetchError::Status(response.status()));
+            return Err(JwksFetchError::Status(response.status()));
         }
         let body = self.read_limited(response).await?;
         let metadata: Metadata = serde_json::from_slice(&body)?;
         if metadata.issuer != issuer {
-            return Err(FetchError::IssuerMismatch {
+            return Err(JwksFetchError::IssuerMismatch {
                 found: metadata.issuer,
             });
         }
-        Url::parse(&metadata.jwks_uri).map_err(|_| FetchError::BadJwksUri)
+        Url::parse(&metadata.jwks_uri).map_err(|_| JwksFetchError::BadJwksUri)
     }
 
     /// Reads the body, refusing to hold more than `max_bytes` at any point.
-    async fn read_limited(&self, mut response: reqwest::Response) -> Result<Bytes, FetchError> {
+    async fn read_limited(&self, mut response: reqwest::Response) -> Result<Bytes, JwksFetchError> {
         if response
             .content_length()
             .is_some_and(|len| len > self.max_bytes as u64)
         {
-            return Err(FetchError::TooLarge(self.max_bytes));
+            return Err(JwksFetchError::TooLarge(self.max_bytes));
         }
         let mut body = BytesMut::new();
         while let Some(chunk) = response.chunk().await? {
             if body.len() + chunk.len() > self.max_bytes {
-                return Err(FetchError::TooLarge(self.max_bytes));
+                return Err(JwksFetchError::TooLarge(self.max_bytes));
             }
             body.extend_from_slice(&chunk);
         }

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::algorithm::Algorithm;
+use crate::error::InvalidToken;
 
 /// RSA keys below this size are refused (NIST SP 800-131A; RFC 7518 §3.3 asks for 2048).
 const MIN_RSA_BITS: usize = 2048;
@@ -49,8 +50,17 @@ impl VerifyingKey {
         self.ed25519.map(ed25519_zebra::VerificationKeyBytes::from)
     }
 
-    /// Checks `signature` (base64url, as in the token) over `signing_input`.
-    pub(crate) fn verify(&self, signing_input: &[u8], signature: &str) -> bool {
+    /// Checks `signature` (base64url, as in the token) over `signing_input`: `Ok` only when it
+    /// holds, so no caller can act on a verdict it did not get.
+    pub(crate) fn verify(&self, signing_input: &[u8], signature: &str) -> Result<(), InvalidToken> {
+        if self.signature_holds(signing_input, signature) {
+            Ok(())
+        } else {
+            Err(InvalidToken::BadSignature)
+        }
+    }
+
+    fn signature_holds(&self, signing_input: &[u8], signature: &str) -> bool {
         if let Some(key) = &self.ed25519 {
             // The same rule as a batch (cofactored, strict encodings): `crate::ed25519`.
             return crate::ed25519::verify(key, signing_input, signature);

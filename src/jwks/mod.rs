@@ -26,7 +26,8 @@ use url::Url;
 
 use crate::algorithm::Algorithm;
 use crate::error::{AuthError, InvalidToken};
-pub(crate) use fetch::FetchError;
+use crate::metrics::JwksMetrics;
+pub use fetch::JwksFetchError;
 use fetch::{Fetcher, JwksResponse};
 pub(crate) use keys::{KeySet, Lookup, VerifyingKey};
 
@@ -62,6 +63,8 @@ struct KeyState {
     usable_until: Option<Instant>,
     /// The same deadline in Unix seconds, for the token cache's clock (0 until the first fetch).
     usable_until_unix: i64,
+    /// When these keys were last fetched or confirmed (`304`); `None` before the first fetch.
+    confirmed_at: Option<Instant>,
     /// Changes whenever a refresh drops or changes a key: what was verified under an older
     /// epoch must be verified again (the token cache compares it on every hit).
     revocation_epoch: u64,
@@ -98,6 +101,15 @@ pub(crate) struct JwksCache {
     local: AtomicBool,
     /// Wakes the background task: new keys (a new deadline to compute) or the cache dropped.
     wake: Arc<Notify>,
+    metrics: JwksMetrics,
+}
+
+/// What a readiness probe wants to know of one issuer's keys.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyStatus {
+    pub(crate) keys: usize,
+    pub(crate) age: Option<Duration>,
+    pub(crate) usable: bool,
 }
 
 impl std::fmt::Debug for JwksCache {
@@ -133,6 +145,7 @@ impl JwksCache {
                 refresh_at: now,
                 usable_until: None,
                 usable_until_unix: 0,
+                confirmed_at: None,
                 revocation_epoch: 0,
             }),
             refresh: Mutex::new(RefreshState {
@@ -145,6 +158,7 @@ impl JwksCache {
             background_started: AtomicBool::new(false),
             local: AtomicBool::new(false),
             wake: Arc::new(Notify::new()),
+            metrics: JwksMetrics::register(issuer),
             config,
         })
     }
@@ -169,9 +183,24 @@ impl JwksCache {
             usable_until: Some(now + forever),
             usable_until_unix: crate::clock::unix_now()
                 .saturating_add(i64::try_from(forever.as_secs()).unwrap_or(i64::MAX)),
+            confirmed_at: Some(now),
             revocation_epoch: current.revocation_epoch + u64::from(revoked),
         }));
         self.wake.notify_one();
+    }
+
+    /// The keys held now, how long ago they were fetched or confirmed, and whether they may
+    /// verify (fetched once and not older than `max_stale`).
+    pub(crate) fn status(&self) -> KeyStatus {
+        let state = self.state.load();
+        let now = Instant::now();
+        KeyStatus {
+            keys: state.keys.len(),
+            age: state
+                .confirmed_at
+                .map(|at| now.saturating_duration_since(at)),
+            usable: state.usable(now),
+        }
     }
 
     /// Number of JWKS or metadata requests sent so far.
@@ -266,7 +295,7 @@ impl JwksCache {
 
     /// Fetches now (single-flight with every other fetch), whatever the cooldown says; the
     /// cooldown then counts from this fetch.
-    pub(crate) async fn refresh(&self) -> Result<(), FetchError> {
+    pub(crate) async fn refresh(&self) -> Result<(), JwksFetchError> {
         if self.is_local() {
             return Ok(());
         }
@@ -297,8 +326,26 @@ impl JwksCache {
             .filter(|left| !left.is_zero())
     }
 
+    /// One fetch, counted in the metrics by its result.
+    async fn refresh_locked(&self, refresh: &mut RefreshState) -> Result<(), JwksFetchError> {
+        let outcome = self.fetch_locked(refresh).await;
+        match &outcome {
+            Ok(Some(keys)) => {
+                self.metrics.fetched.increment(1);
+                self.metrics.keys.set(*keys as f64);
+            }
+            Ok(None) => self.metrics.not_modified.increment(1),
+            Err(_) => self.metrics.failed.increment(1),
+        }
+        outcome.map(drop)
+    }
+
     /// One fetch; on success the new key set replaces the old one for every reader at once.
-    async fn refresh_locked(&self, refresh: &mut RefreshState) -> Result<(), FetchError> {
+    /// Returns the number of keys of a new document, `None` for `304 Not Modified`.
+    async fn fetch_locked(
+        &self,
+        refresh: &mut RefreshState,
+    ) -> Result<Option<usize>, JwksFetchError> {
         let jwks_uri = match &refresh.jwks_uri {
             Some(uri) => uri.clone(),
             None => {
@@ -338,6 +385,7 @@ impl JwksCache {
         let usable_until = Some(now + usable_for);
         let usable_until_unix = crate::clock::unix_now()
             .saturating_add(i64::try_from(usable_for.as_secs()).unwrap_or(i64::MAX));
+        let fetched = keys.as_ref().map(KeySet::len);
         let next = match keys {
             Some(keys) => {
                 tracing::debug!(issuer = %self.issuer, keys = keys.len(), ttl_secs = ttl.as_secs(), "JWKS refreshed");
@@ -348,6 +396,7 @@ impl JwksCache {
                     refresh_at,
                     usable_until,
                     usable_until_unix,
+                    confirmed_at: Some(now),
                     revocation_epoch: current.revocation_epoch + u64::from(revoked),
                 }
             }
@@ -360,13 +409,14 @@ impl JwksCache {
                     refresh_at,
                     usable_until,
                     usable_until_unix,
+                    confirmed_at: Some(now),
                     revocation_epoch: current.revocation_epoch,
                 }
             }
         };
         self.state.store(Arc::new(next));
         self.wake.notify_one();
-        Ok(())
+        Ok(fetched)
     }
 
     /// Starts the background refresher once, from inside a Tokio runtime.

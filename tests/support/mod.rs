@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use agent_auth::{Agent, AgentAuth, RequireScopes};
+use agent_auth::{Agent, AgentAuth, AgentAuthLayer, RequireScopes};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
@@ -357,7 +357,7 @@ async fn serve_metadata(State(state): State<Arc<JwksState>>) -> Json<Value> {
 }
 
 /// The tickets routes of `examples/tickets.rs` behind `auth`, served on 127.0.0.1:0. Returns the base URL.
-pub async fn serve_api(auth: AgentAuth) -> String {
+pub async fn serve_api(auth: AgentAuthLayer) -> String {
     async fn list(agent: Agent) -> Json<Value> {
         Json(json!({
             "agent_id": agent.id(),
