@@ -20,15 +20,17 @@
 //!     Json(json!({ "agent_id": agent.id(), "triaged": true }))
 //! }
 //!
-//! # async fn run() -> std::io::Result<()> {
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let auth = AgentAuth::new("http://127.0.0.1:8080")       // the issuer; `iss` must equal it
-//!     .audience("https://api.example.com/tickets");        // accepted `aud` values
+//!     .audience("https://api.example.com/tickets")         // accepted `aud` values
+//!     .build()?;                                           // every configuration problem at once
 //! let app = Router::new()
 //!     .route("/tickets", get(list).layer(RequireScopes::all(["tickets:read"])))
 //!     .route("/tickets/{id}/triage", post(triage).layer(RequireScopes::all(["tickets:triage"])))
 //!     .layer(auth);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-//! axum::serve(listener, app).await
+//! axum::serve(listener, app).await?;
+//! # Ok(())
 //! # }
 //! ```
 //!
@@ -44,6 +46,10 @@
 //!
 //! Keys come from the issuer's JWKS (see [`AgentAuth`] for the cache rules). Only asymmetric
 //! [`Algorithm`]s exist; `none` and `HS*` cannot be configured.
+//!
+//! Several issuers ([`Issuer`], [`AgentAuth::issuer`]), optional authentication
+//! ([`AgentAuth::optional`]), [`metrics`] and [`AgentAuthLayer::readiness`] are described on the
+//! types.
 //!
 //! ## Features
 //!
