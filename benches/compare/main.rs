@@ -4,7 +4,8 @@
 //!
 //! * the same handler open, behind `AgentAuth`, behind a hand-rolled `jsonwebtoken::decode`
 //!   per request (axum 0.8), and behind jwt-authorizer 0.15 (its own axum 0.7 server, compared
-//!   with that server's own open route); reused token and a fresh token per request;
+//!   with that server's own open route); reused token and a fresh token per request; and
+//!   `AgentAuth` trusting three issuers, the token's listed last;
 //! * the limit for fresh tokens, 1 / (t_open + t_cold_verify), with t_cold_verify measured in
 //!   this run on the server core;
 //! * a burst of 10,000 requests with random unknown kids during a valid-token run: p50/p99 with
@@ -23,7 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use agent_auth::issuer::{AdminKey, Issuer};
-use agent_auth::{AgentAuth, AgentAuthLayer, RequireScopes};
+use agent_auth::{AgentAuth, AgentAuthLayer, Issuer as TrustedIssuer, RequireScopes};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self as lc, KeyPair as _};
 use base64::Engine as _;
@@ -212,6 +213,15 @@ fn main() {
 
     // Server 1 (axum 0.8): the same handler open, behind AgentAuth, behind a per-request decode.
     let auth = AgentAuth::new(&issuer).audience(AUDIENCE).build().unwrap();
+    // The same layer trusting three issuers, the tokens' own listed last.
+    let jwks_url = format!("{issuer}/jwks.json");
+    let auth3 =
+        AgentAuth::for_issuer(TrustedIssuer::new(format!("{issuer}/first")).jwks_uri(&jwks_url))
+            .issuer(TrustedIssuer::new(format!("{issuer}/second")).jwks_uri(&jwks_url))
+            .issuer(TrustedIssuer::new(&issuer))
+            .audience(AUDIENCE)
+            .build()
+            .unwrap();
     let decoding_key = jsonwebtoken::DecodingKey::from_ed_components(&public_x).unwrap();
     let s1 = serve_pinned(server_core, {
         let auth = auth.clone();
@@ -248,17 +258,20 @@ fn main() {
                 )
                 .route("/authed", axum::routing::get(hello))
                 .layer(auth);
+            let three_issuers = axum::Router::new()
+                .route("/authed3", axum::routing::get(hello))
+                .layer(auth3);
             ServerApp::Axum08(
                 axum::Router::new()
                     .route("/open", axum::routing::get(hello))
                     .route("/decode", axum::routing::get(hello).layer(decode))
-                    .merge(protected),
+                    .merge(protected)
+                    .merge(three_issuers),
             )
         }
     });
 
     // Server 2 (axum 0.7): jwt-authorizer and its own open route.
-    let jwks_url = format!("{issuer}/jwks.json");
     let authorizer: jwt_authorizer::Authorizer<PeerClaims> = background.block_on(async {
         jwt_authorizer::JwtAuthorizer::from_jwks_url(&jwks_url)
             .validation(
@@ -298,6 +311,7 @@ fn main() {
     // Warm-up: key fetches and connection setup outside the measured runs.
     for workload in [
         reused_on(a1, "/ours"),
+        reused_on(a1, "/authed3"),
         reused_on(a1, "/decode"),
         reused_on(a2, "/jwt-authorizer"),
     ] {
@@ -314,7 +328,9 @@ fn main() {
             open: bench.load(&reused_on(a1, "/open")),
             ours: bench.load(&reused_on(a1, "/ours")),
             authed: bench.load(&reused_on(a1, "/authed")),
+            authed3: bench.load(&reused_on(a1, "/authed3")),
             ours_fresh: bench.load(&fresh_on(a1, "/ours", round)),
+            authed3_fresh: bench.load(&fresh_on(a1, "/authed3", round)),
             decode: bench.load(&reused_on(a1, "/decode")),
             decode_fresh: bench.load(&fresh_on(a1, "/decode", round)),
             open07: bench.load(&reused_on(a2, "/open")),
@@ -326,6 +342,8 @@ fn main() {
         for (name, run) in [
             ("ours", round.ours),
             ("authed", round.authed),
+            ("authed3", round.authed3),
+            ("authed3 fresh", round.authed3_fresh),
             ("ours fresh", round.ours_fresh),
             ("decode", round.decode),
             ("decode fresh", round.decode_fresh),
@@ -510,6 +528,8 @@ fn main() {
         ("AgentAuth, reused token / open", median_of(|r| r.authed.rps), median_of(|r| r.authed.rps / r.open.rps), "≥ 0.9"),
         ("AgentAuth + RequireScopes, reused token / open", median_of(|r| r.ours.rps), median_of(|r| r.ours.rps / r.open.rps), ""),
         ("AgentAuth, fresh token / limit 1/(t_open+t_cold)", median_of(|r| r.ours_fresh.rps), median_of(|r| r.ours_fresh.rps) / limit_fresh, "≥ 0.9"),
+        ("AgentAuth, three issuers, reused token / open", median_of(|r| r.authed3.rps), median_of(|r| r.authed3.rps / r.open.rps), "≥ 0.9"),
+        ("AgentAuth, three issuers, fresh token / limit", median_of(|r| r.authed3_fresh.rps), median_of(|r| r.authed3_fresh.rps) / limit_fresh, "≥ 0.9"),
         ("hand-rolled decode, reused / open", median_of(|r| r.decode.rps), median_of(|r| r.decode.rps / r.open.rps), ""),
         ("hand-rolled decode, fresh / open", median_of(|r| r.decode_fresh.rps), median_of(|r| r.decode_fresh.rps / r.open.rps), ""),
         ("axum 0.7 open route", median_of(|r| r.open07.rps), 1.0, "jwt-authorizer's baseline"),
@@ -614,7 +634,9 @@ struct Round {
     open: Run,
     ours: Run,
     authed: Run,
+    authed3: Run,
     ours_fresh: Run,
+    authed3_fresh: Run,
     decode: Run,
     decode_fresh: Run,
     open07: Run,
