@@ -58,9 +58,13 @@ impl IntoResponse for ProtectedResourceMetadata {
     }
 }
 
+const ROOT_WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
+
 /// A router answering `GET` on the RFC 9728 well-known path of `auth`'s
-/// [`resource_metadata`](crate::AgentAuth::resource_metadata) URL with `metadata`. Merge it outside
-/// the auth layer: the document is public.
+/// [`resource_metadata`](crate::AgentAuth::resource_metadata) URL with `metadata`, and on the
+/// root well-known path `/.well-known/oauth-protected-resource` too when that URL is
+/// path-suffixed (`…/oauth-protected-resource/mcp` for a resource at `/mcp`): MCP clients try
+/// both. Merge it outside the auth layer: the document is public.
 pub fn resource_metadata_router<S>(
     auth: &AgentAuthLayer,
     metadata: ProtectedResourceMetadata,
@@ -69,11 +73,13 @@ where
     S: Clone + Send + Sync + 'static,
 {
     let path = ProtectedResourceMetadata::well_known_path(auth.resource_metadata_url());
-    axum::Router::new().route(
-        &path,
-        axum::routing::get(move || {
-            let metadata = metadata.clone();
-            async move { metadata }
-        }),
-    )
+    let serve = axum::routing::get(move || {
+        let metadata = metadata.clone();
+        async move { metadata }
+    });
+    let router = axum::Router::new().route(&path, serve.clone());
+    match path == ROOT_WELL_KNOWN {
+        true => router,
+        false => router.route(ROOT_WELL_KNOWN, serve),
+    }
 }

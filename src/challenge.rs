@@ -20,7 +20,8 @@ pub(crate) struct Challenge {
 }
 
 impl Challenge {
-    pub(crate) fn new(realm: &str, resource_metadata: Option<&str>) -> Self {
+    /// `basic_scopes`: a space-separated list named by the `401` without a token (none if empty).
+    pub(crate) fn new(realm: &str, resource_metadata: Option<&str>, basic_scopes: &str) -> Self {
         let mut params = format!("realm={}", quoted(realm));
         if let Some(url) = resource_metadata {
             params.push_str(", resource_metadata=");
@@ -42,8 +43,12 @@ impl Challenge {
             .iter()
             .map(|reason| with_error("invalid_token", reason.description()))
             .collect();
+        let missing_token = match basic_scopes.is_empty() {
+            true => format!("Bearer {params}"),
+            false => format!("Bearer {params}, scope={}", quoted(basic_scopes)),
+        };
         Challenge {
-            missing_token: header_value(format!("Bearer {params}")),
+            missing_token: header_value(missing_token),
             params,
             invalid_request,
             invalid_token,
@@ -139,6 +144,7 @@ mod tests {
         let challenge = Challenge::new(
             "tickets",
             Some("https://api.example.com/.well-known/oauth-protected-resource"),
+            "",
         );
         let missing: Response<()> = challenge.reject(&AuthError::MissingToken);
         assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
@@ -162,7 +168,7 @@ mod tests {
 
     #[test]
     fn unavailable_keys_give_503_with_whole_seconds() {
-        let challenge = Challenge::new("r", None);
+        let challenge = Challenge::new("r", None, "");
         let response: Response<()> = challenge.reject(&AuthError::KeysUnavailable {
             retry_after: Duration::from_millis(2500),
         });
@@ -172,13 +178,29 @@ mod tests {
 
     #[test]
     fn insufficient_scope_names_the_scopes() {
-        let challenge = Challenge::new("r", None);
+        let challenge = Challenge::new("r", None, "");
         let response: Response<()> = challenge.insufficient_scope("tickets:read tickets:triage");
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
         assert_eq!(
             www_authenticate(&response),
             r#"Bearer realm="r", error="insufficient_scope", error_description="missing required scope", scope="tickets:read tickets:triage""#
         );
+    }
+
+    #[test]
+    fn the_basic_scopes_are_named_by_the_401_without_a_token_only() {
+        let challenge = Challenge::new("r", Some("https://a.example/m"), "tickets:read");
+        let missing: Response<()> = challenge.reject(&AuthError::MissingToken);
+        assert_eq!(
+            www_authenticate(&missing),
+            r#"Bearer realm="r", resource_metadata="https://a.example/m", scope="tickets:read""#
+        );
+        let invalid: Response<()> =
+            challenge.reject(&AuthError::InvalidToken(InvalidToken::ALL[0]));
+        assert!(!www_authenticate(&invalid).contains("scope="));
+        let forbidden: Response<()> = challenge.insufficient_scope("tickets:triage");
+        assert!(www_authenticate(&forbidden).ends_with(r#"scope="tickets:triage""#));
+        assert!(www_authenticate(&forbidden).contains("resource_metadata="));
     }
 
     #[test]

@@ -52,6 +52,7 @@ pub struct AgentAuth {
     jwks_max_bytes: usize,
     realm: Option<String>,
     resource_metadata: Option<String>,
+    basic_scopes: Vec<String>,
     token_cache: Option<TokenCacheLimits>,
     signature_batching: bool,
     optional: bool,
@@ -166,6 +167,12 @@ pub enum ConfigProblem {
         /// Which setting.
         setting: &'static str,
     },
+    /// A scope given to [`AgentAuth::basic_scopes`] is not an RFC 6749 §3.3 scope token.
+    #[error("not a scope token: {scope:?}")]
+    BadScope {
+        /// The value given.
+        scope: String,
+    },
     /// The HTTP client for key fetching could not be built (TLS initialisation).
     #[error("HTTP client")]
     HttpClient(#[source] reqwest::Error),
@@ -214,6 +221,7 @@ impl AgentAuth {
             jwks_max_bytes: 256 * 1024,
             realm: None,
             resource_metadata: None,
+            basic_scopes: Vec::new(),
             signature_batching: true,
             token_cache: Some(TokenCacheLimits {
                 max_entries: 10_000,
@@ -369,6 +377,17 @@ impl AgentAuth {
         self.with(|o| o.resource_metadata = Some(url))
     }
 
+    /// The resource's basic scope set: a `401` for a request without a token names it
+    /// (`scope="…"`), so that a client such as an MCP SDK knows what to ask the issuer for.
+    pub fn basic_scopes<I>(self, scopes: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        let scopes: Vec<String> = scopes.into_iter().map(Into::into).collect();
+        self.with(|o| o.basic_scopes = scopes)
+    }
+
     /// Checks the whole configuration and builds the layer: its JWKS caches (one per issuer),
     /// token cache and challenges. Every problem is reported at once.
     ///
@@ -391,6 +410,16 @@ impl AgentAuth {
             && let Err(problem) = http_url("resource_metadata", url)
         {
             problems.push(problem);
+        }
+        for scope in &self.basic_scopes {
+            // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+            let token_char =
+                |b: u8| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b);
+            if scope.is_empty() || !scope.bytes().all(token_char) {
+                problems.push(ConfigProblem::BadScope {
+                    scope: scope.clone(),
+                });
+            }
         }
         let mut sources = Vec::with_capacity(self.issuers.len());
         for (index, issuer) in self.issuers.iter().enumerate() {
@@ -441,7 +470,11 @@ impl AgentAuth {
             .as_deref()
             .or(first_audience.map(|audience| &**audience))
             .unwrap_or_default();
-        let challenge = Arc::new(Challenge::new(realm, self.resource_metadata.as_deref()));
+        let challenge = Arc::new(Challenge::new(
+            realm,
+            self.resource_metadata.as_deref(),
+            &self.basic_scopes.join(" "),
+        ));
         let verifier = Verifier {
             issuers: issuers.into(),
             algorithms: AlgorithmSet::from_iter(self.algorithms.iter().copied()),

@@ -54,6 +54,7 @@
 //! ## Features
 //!
 //! * `axum` (default): [`Agent`] is an extractor; [`axum::resource_metadata_router`].
+//! * `mcp`: [`mcp::McpToolScopes`], per-tool scopes for an MCP server.
 //! * `issuer`: the bundled OAuth 2.0 issuer for agents, usable in-process in tests.
 
 #![forbid(unsafe_code)]
@@ -86,6 +87,8 @@ pub mod axum;
 pub mod internals;
 #[cfg(feature = "issuer")]
 pub mod issuer;
+#[cfg(feature = "mcp")]
+pub mod mcp;
 #[cfg(feature = "webhooks")]
 pub mod webhooks;
 

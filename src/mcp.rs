@@ -1,0 +1,328 @@
+//! Per-tool scopes for an MCP server (DESIGN §6): [`McpToolScopes`] reads the JSON-RPC body the
+//! server is about to execute and requires, for every `tools/call` in it, the scopes mapped to
+//! that tool's name.
+//!
+//! The decision is taken from the body and only from the body: the server executes what the
+//! body says, so a header that names a tool (`Mcp-Name`) is never consulted here: it could
+//! disagree, and older protocol sessions do not send it at all. The body is read up to a bound
+//! ([`McpToolScopes::max_body_bytes`]); a body that cannot be classified (too large, not JSON,
+//! duplicate member names, not JSON-RPC, a `tools/call` without a string `name`, a tool that is
+//! not configured) needs **every** configured scope. A batch needs the union of its calls'
+//! scopes. Every other method (`initialize`, `tools/list`, notifications, responses) and every
+//! request without a body to classify (`GET` for the event stream, `DELETE` of a session) needs
+//! only the verified agent that [`AgentAuth`](crate::AgentAuth) put there.
+//!
+//! Written here rather than taken from `rmcp`: the guard has to sit in front of the server,
+//! before its own parsing, and decide from the same bytes.
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt as _;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt as _;
+use serde_json::Value;
+use tower::{Layer, Service};
+
+use crate::agent::Agent;
+
+/// Bodies up to this size are classified unless configured otherwise: MCP requests are small
+/// JSON-RPC messages, and this keeps the buffered copy bounded.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Maps MCP tool names to the scopes a `tools/call` of that tool needs. Layer it on the MCP
+/// endpoint, inside [`AgentAuth`](crate::AgentAuth).
+///
+/// ```
+/// use agent_auth::mcp::McpToolScopes;
+/// let scopes = McpToolScopes::new()
+///     .tool("list_tickets", ["tickets:read"])
+///     .tool("triage_ticket", ["tickets:triage"])
+///     .tool("ping", [] as [&str; 0]);                        // open to every agent
+/// assert_eq!(
+///     scopes.required_scopes(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"triage_ticket"}}"#),
+///     ["tickets:triage"].into_iter().collect(),
+/// );
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct McpToolScopes {
+    rules: Arc<Rules>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Rules {
+    tools: HashMap<Box<str>, Box<[Box<str>]>>,
+    /// The union of every tool's scopes: what an unclassifiable body needs.
+    every_scope: BTreeSet<Box<str>>,
+    /// `None`: [`DEFAULT_MAX_BODY_BYTES`].
+    max_body_bytes: Option<usize>,
+}
+
+impl McpToolScopes {
+    /// No tool configured yet (then every `tools/call` is unclassifiable and needs every
+    /// configured scope, which is none: add tools before use).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A `tools/call` of `name` needs every one of `scopes` (an empty list: only a valid agent).
+    pub fn tool<I>(mut self, name: impl Into<String>, scopes: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        let rules = Arc::make_mut(&mut self.rules);
+        let scopes: Box<[Box<str>]> = scopes.into_iter().map(|s| s.into().into()).collect();
+        rules.every_scope.extend(scopes.iter().cloned());
+        rules.tools.insert(name.into().into(), scopes);
+        self
+    }
+
+    /// Reads at most `bytes` of a body to classify it; larger bodies are unclassifiable.
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        Arc::make_mut(&mut self.rules).max_body_bytes = Some(bytes);
+        self
+    }
+
+    /// The scopes a request with this body needs (empty: only a valid agent).
+    pub fn required_scopes(&self, body: &[u8]) -> BTreeSet<&str> {
+        match self.rules.classify(body) {
+            Some(needed) => needed,
+            None => self.rules.every_scope(),
+        }
+    }
+}
+
+impl Rules {
+    fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES)
+    }
+
+    fn every_scope(&self) -> BTreeSet<&str> {
+        self.every_scope.iter().map(|s| &**s).collect()
+    }
+
+    /// The scopes `body` needs, or `None` when it cannot be classified.
+    fn classify(&self, body: &[u8]) -> Option<BTreeSet<&str>> {
+        // Strict: a duplicate `method` or `name` could be read one way here and another way
+        // by the server.
+        let message = crate::strict_json::parse_object(body).ok()?;
+        let mut needed = BTreeSet::new();
+        match &message {
+            Value::Array(batch) if !batch.is_empty() => {
+                for message in batch {
+                    self.add_needs(message, &mut needed)?;
+                }
+            }
+            Value::Object(_) => self.add_needs(&message, &mut needed)?,
+            _ => return None,
+        }
+        Some(needed)
+    }
+
+    fn add_needs<'a>(&'a self, message: &Value, needed: &mut BTreeSet<&'a str>) -> Option<()> {
+        let message = message.as_object()?;
+        match message.get("method") {
+            Some(Value::String(method)) if method == "tools/call" => {
+                let name = message.get("params")?.get("name")?.as_str()?;
+                let scopes = self.tools.get(name)?;
+                needed.extend(scopes.iter().map(|s| &**s));
+                Some(())
+            }
+            Some(Value::String(_)) => Some(()),
+            Some(_) => None,
+            // A response or error the client sends back to the server.
+            None if message.contains_key("result") || message.contains_key("error") => Some(()),
+            None => None,
+        }
+    }
+}
+
+impl<S> Layer<S> for McpToolScopes {
+    type Service = McpToolScopesService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        McpToolScopesService {
+            inner,
+            rules: self.rules.clone(),
+        }
+    }
+}
+
+/// The service [`McpToolScopes`] wraps around an MCP endpoint.
+#[derive(Debug, Clone)]
+pub struct McpToolScopesService<S> {
+    inner: S,
+    rules: Arc<Rules>,
+}
+
+/// The response future of [`McpToolScopesService`]: the body has to be read first.
+pub type McpResponseFuture<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>;
+
+impl<S> Service<Request<Body>> for McpToolScopesService<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = McpResponseFuture<S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        // The clone that was driven to readiness serves this request (tower's usual swap).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let rules = self.rules.clone();
+        Box::pin(async move {
+            let Some(agent) = request.extensions().get::<Agent>().cloned() else {
+                tracing::error!(
+                    "McpToolScopes reached without a verified agent: is AgentAuth layered outside it?"
+                );
+                return Ok(status(StatusCode::INTERNAL_SERVER_ERROR));
+            };
+            if request.method() != Method::POST {
+                return inner.call(request).await;
+            }
+            let (parts, body) = request.into_parts();
+            let (read, body) = read_bounded(body, rules.max_body_bytes()).await;
+            let needed = match &read {
+                Read::Whole(bytes) => rules.classify(bytes),
+                Read::Oversize | Read::Failed => None,
+            }
+            .unwrap_or_else(|| rules.every_scope());
+            let missing = needed.iter().any(|scope| !agent.has_scope(scope));
+            if missing {
+                let joined = needed.iter().copied().collect::<Vec<_>>().join(" ");
+                tracing::debug!(agent_id = agent.id(), required = %joined, outcome = "insufficient_scope", "MCP tool scope check failed");
+                return Ok(agent.challenge().insufficient_scope(&joined));
+            }
+            drop(needed);
+            if let Read::Failed = read {
+                return Ok(status(StatusCode::BAD_REQUEST));
+            }
+            inner.call(Request::from_parts(parts, body)).await
+        })
+    }
+}
+
+enum Read {
+    Whole(Bytes),
+    Oversize,
+    Failed,
+}
+
+/// Reads `body` up to `limit` bytes. Returns what was learnt and a body that replays every byte
+/// read, followed by the rest when the limit stopped the reading.
+async fn read_bounded(mut body: Body, limit: usize) -> (Read, Body) {
+    let mut buffered = BytesMut::new();
+    loop {
+        match body.frame().await {
+            None => {
+                let bytes = buffered.freeze();
+                return (Read::Whole(bytes.clone()), Body::from(bytes));
+            }
+            Some(Err(_)) => return (Read::Failed, Body::empty()),
+            Some(Ok(frame)) => {
+                let Ok(data) = frame.into_data() else {
+                    continue; // trailers: nothing to classify
+                };
+                buffered.extend_from_slice(&data);
+                if buffered.len() > limit {
+                    let head = futures_util::stream::once(std::future::ready(
+                        Ok::<_, axum::Error>(buffered.freeze()),
+                    ));
+                    let rest = body.into_data_stream();
+                    return (Read::Oversize, Body::from_stream(head.chain(rest)));
+                }
+            }
+        }
+    }
+}
+
+fn status(code: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = code;
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scopes() -> McpToolScopes {
+        McpToolScopes::new()
+            .tool("list_tickets", ["tickets:read"])
+            .tool("triage_ticket", ["tickets:triage"])
+            .tool("ping", [] as [&str; 0])
+    }
+
+    fn needs(body: &str) -> Vec<String> {
+        let scopes = scopes();
+        let needed = scopes.required_scopes(body.as_bytes());
+        needed.into_iter().map(str::to_owned).collect()
+    }
+
+    const EVERYTHING: [&str; 2] = ["tickets:read", "tickets:triage"];
+
+    #[test]
+    fn a_tool_call_needs_that_tools_scopes() {
+        let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_tickets","arguments":{}}}"#;
+        assert_eq!(needs(call), ["tickets:read"]);
+        let open = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ping"}}"#;
+        assert!(needs(open).is_empty());
+    }
+
+    #[test]
+    fn other_methods_notifications_and_responses_need_nothing() {
+        for body in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#,
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            r#"{"jsonrpc":"2.0","id":3,"result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":3,"error":{"code":-1,"message":"no"}}"#,
+        ] {
+            assert!(needs(body).is_empty(), "{body}");
+        }
+    }
+
+    #[test]
+    fn a_batch_needs_the_union() {
+        let batch = r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_tickets"}},
+                        {"jsonrpc":"2.0","id":2,"method":"tools/list"},
+                        {"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"triage_ticket","arguments":{"id":"1"}}}]"#;
+        assert_eq!(needs(batch), EVERYTHING);
+    }
+
+    #[test]
+    fn what_cannot_be_classified_needs_every_scope() {
+        for body in [
+            "",
+            "not json",
+            "[]",
+            "42",
+            r#"{"jsonrpc":"2.0","id":1}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":7}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":5}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"unknown_tool"}}"#,
+            // A duplicate could be read as `tools/list` here and as `tools/call` by the server.
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"triage_ticket"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ping","name":"triage_ticket"}}"#,
+            r#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"}, 3]"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"} trailing"#,
+        ] {
+            assert_eq!(needs(body), EVERYTHING, "{body}");
+        }
+    }
+}
