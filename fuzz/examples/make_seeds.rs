@@ -77,4 +77,14 @@ fn main() {
         "wrong-secret",
         b"\0grant_type=client_credentials&client_id=@ID@&client_secret=nope",
     );
+    for (name, body) in [
+        ("call", r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_tickets","arguments":{}}}"#),
+        ("triage", r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"triage_ticket","arguments":{"id":"7"}}}"#),
+        ("batch", r#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"ping"}}]"#),
+        ("duplicate", r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"triage_ticket"}}"#),
+        ("initialize", r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2026-07-28"}}"#),
+        ("response", r#"{"jsonrpc":"2.0","id":5,"result":{}}"#),
+    ] {
+        write("mcp_classify", name, body.as_bytes());
+    }
 }
