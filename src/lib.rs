@@ -81,6 +81,8 @@ mod verify;
 
 #[cfg(feature = "axum")]
 pub mod axum;
+#[cfg(feature = "client")]
+pub mod client;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod internals;
