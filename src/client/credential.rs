@@ -57,7 +57,8 @@ pub enum JwkError {
 /// `private_key_jwt`. `Debug` shows only the `kid` and the public `x`.
 #[derive(Clone)]
 pub struct PrivateJwk {
-    key: ed25519_zebra::SigningKey,
+    // Boxed: the expanded key is 300-odd bytes, the rest of a credential a few words.
+    key: Box<ed25519_zebra::SigningKey>,
     x: String,
     kid: Option<String>,
 }
@@ -92,8 +93,8 @@ impl PrivateJwk {
 
     /// A key from its 32-byte Ed25519 seed (the JWK's `d`), with an optional `kid`.
     pub fn from_seed(seed: [u8; 32], kid: Option<String>) -> Self {
-        let key = ed25519_zebra::SigningKey::from(seed);
-        let public: [u8; 32] = ed25519_zebra::VerificationKeyBytes::from(&key).into();
+        let key = Box::new(ed25519_zebra::SigningKey::from(seed));
+        let public: [u8; 32] = ed25519_zebra::VerificationKeyBytes::from(&*key).into();
         Self {
             key,
             x: URL_SAFE_NO_PAD.encode(public),
@@ -217,7 +218,7 @@ mod tests {
         let key = PrivateJwk::generate(Some("k1".into())).unwrap();
         let public = key.public_jwk();
         let mut private = public.clone();
-        private["d"] = json!(URL_SAFE_NO_PAD.encode(key.key.as_ref()));
+        private["d"] = json!(URL_SAFE_NO_PAD.encode(key.key.as_ref().as_ref()));
         let parsed = PrivateJwk::from_value(&private).unwrap();
         assert_eq!(parsed.x, key.x);
 
@@ -245,7 +246,7 @@ mod tests {
     #[test]
     fn bad_jwks_are_refused() {
         let k = PrivateJwk::generate(None).unwrap();
-        let d = URL_SAFE_NO_PAD.encode(k.key.as_ref());
+        let d = URL_SAFE_NO_PAD.encode(k.key.as_ref().as_ref());
         let cases = [
             (json!([]), JwkError::NotAnObject),
             (
@@ -281,7 +282,7 @@ mod tests {
     #[test]
     fn debug_redacts() {
         let k = PrivateJwk::generate(None).unwrap();
-        let d = URL_SAFE_NO_PAD.encode(k.key.as_ref());
+        let d = URL_SAFE_NO_PAD.encode(k.key.as_ref().as_ref());
         assert!(!format!("{k:?}").contains(&d));
         assert_eq!(
             format!("{:?}", ClientSecret::new("x")),
