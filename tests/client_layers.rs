@@ -408,3 +408,43 @@ async fn provision_with_a_wrong_admin_key_is_refused_typed() {
         other => panic!("{other:?}"),
     }
 }
+
+/// End to end with a real resource server: a token the API refuses (here: already expired
+/// by the API's clock, minted while the issuer's clock was behind) is renewed once by the
+/// layer, and the retry passes the API's `AgentAuth`.
+#[tokio::test]
+async fn a_token_refused_by_a_real_agent_auth_api_is_renewed_once() {
+    use agent_auth::{Agent, AgentAuth};
+    const AUD: &str = "https://api.example.com/tickets";
+    let (issuer, agent, proxy, _) = setup().await;
+    let auth = AgentAuth::new(&issuer).audience(AUD).build().unwrap();
+    let app = axum::Router::new()
+        .route(
+            "/tickets",
+            axum::routing::post(|agent: Agent| async move { agent.id().to_owned() }),
+        )
+        .layer(auth);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let tokens = TokenSource::builder(
+        proxy.url(),
+        agent.id.clone(),
+        ClientCredential::secret(agent.secret.expose()),
+    )
+    .resource(AUD)
+    .build()
+    .unwrap();
+    issuer.rewind_clock(std::time::Duration::from_secs(600));
+    let stale = tokens.token().await.unwrap();
+    issuer.reset_clock();
+
+    let mut svc = AuthorizationLayer::new(tokens.clone()).layer(http_service());
+    let res = svc.ready().await.unwrap().call(post(&api)).await.unwrap();
+    assert_eq!(res.status(), 200, "{res:?}");
+    assert_eq!(res.body(), &agent.id);
+    assert_eq!(proxy.token_requests(), 2, "renewed exactly once");
+    assert!(!tokens.token().await.unwrap().same_as(&stale));
+    server.abort();
+}

@@ -62,6 +62,9 @@ async fn a_hundred_concurrent_callers_cause_one_mint() {
     );
     let claims = claims_of(all[0].expose());
     assert_eq!(claims["sub"], agent.id.as_str());
+    // Neither the source nor the token shows a secret in Debug.
+    let shown = format!("{tokens:?} {:?}", all[0]);
+    assert!(!shown.contains(agent.secret.expose()) && !shown.contains(all[0].expose()));
 }
 
 #[tokio::test]
