@@ -56,7 +56,10 @@ pub use credential::{ClientCredential, ClientSecret, JwkError, PrivateJwk};
 pub use error::{BuildError, TokenError, Transient};
 pub use management::{AgentSpec, ManagementClient, ManagementError, Provisioned};
 pub use retry::RetryPolicy;
-pub use token_source::{AccessToken, TokenSource, TokenSourceBuilder};
+pub use token_source::{
+    AccessToken, DEFAULT_REFUSAL_COOLDOWN, DEFAULT_RENEW_MARGIN, DEFAULT_REQUEST_TIMEOUT,
+    TokenSource, TokenSourceBuilder,
+};
 pub use tower::{AuthorizationError, AuthorizationLayer, AuthorizationService};
 
 #[cfg(feature = "reqwest-middleware")]
