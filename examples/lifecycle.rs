@@ -18,6 +18,7 @@ use std::fmt::Display;
 use std::process::exit;
 
 use agent_auth::AgentAuth;
+use agent_auth::client::{ClientCredential, TokenSource};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -171,21 +172,36 @@ impl Tickets {
     }
 }
 
-/// Asks the token endpoint; prints the outcome.
+/// A token source for the agent, as its runtime would hold one: endpoints from the issuer's
+/// metadata, the secret as HTTP Basic, `scopes` (none: all of the agent's), `resource` as `aud`.
+fn token_source(
+    issuer: &str,
+    id: &str,
+    secret: &Secret,
+    scopes: Option<&[&str]>,
+    resource: &str,
+) -> TokenSource {
+    TokenSource::builder(issuer, id, ClientCredential::secret(secret.expose()))
+        .scopes(scopes.unwrap_or_default().iter().copied())
+        .resource(resource)
+        .build()
+        .or_fail("token source")
+}
+
+/// A fresh token for the tickets API from a new token source; prints the outcome.
 async fn get_token(
-    admin: &AdminClient,
+    issuer: &str,
     id: &str,
     secret: &Secret,
     scopes: Option<&[&str]>,
 ) -> Result<String, String> {
-    match admin.token(id, secret.expose(), scopes, Some(API)).await {
+    match token_source(issuer, id, secret, scopes, API).token().await {
         Ok(t) => {
-            let token = t.access_token.expose().to_owned();
+            let token = t.expose().to_owned();
             println!(
-                "   token {} scope=\"{}\" expires_in={}",
+                "   token {} scope=\"{}\"",
                 describe(&token),
-                t.scope,
-                t.expires_in
+                t.scope().unwrap_or_default()
             );
             Ok(token)
         }
@@ -290,9 +306,29 @@ async fn main() {
     check(first.secret.expose().len() == 42, "42-character secret");
 
     step(3, "Get a token (client_credentials, scope tickets:read)");
-    let read_token = get_token(&admin, &agent.id, &first.secret, Some(&["tickets:read"]))
-        .await
-        .unwrap_or_else(|e| fail(format!("token: {e}")));
+    let read_token = get_token(
+        &issuer_url,
+        &agent.id,
+        &first.secret,
+        Some(&["tickets:read"]),
+    )
+    .await
+    .unwrap_or_else(|e| fail(format!("token: {e}")));
+    // An agent runtime keeps one source: it mints once and reuses the token until shortly
+    // before its exp.
+    let source = token_source(
+        &issuer_url,
+        &agent.id,
+        &first.secret,
+        Some(&["tickets:read"]),
+        API,
+    );
+    let held = source.token().await.or_fail("token source");
+    let again = source.token().await.or_fail("token source");
+    check(
+        held.same_as(&again),
+        "a token source reuses its cached token",
+    );
 
     step(4, "Call GET /tickets");
     let (status, body) = tickets.list(&read_token).await;
@@ -307,9 +343,14 @@ async fn main() {
         status == StatusCode::FORBIDDEN && shown.contains("insufficient_scope"),
         "403 insufficient_scope",
     );
-    let triage_token = get_token(&admin, &agent.id, &first.secret, Some(&["tickets:triage"]))
-        .await
-        .unwrap_or_else(|e| fail(format!("token: {e}")));
+    let triage_token = get_token(
+        &issuer_url,
+        &agent.id,
+        &first.secret,
+        Some(&["tickets:triage"]),
+    )
+    .await
+    .unwrap_or_else(|e| fail(format!("token: {e}")));
     let (status, _) = tickets.triage(&triage_token).await;
     check(status == StatusCode::OK, "with the scope: 200");
 
@@ -320,13 +361,13 @@ async fn main() {
         .or_fail("add second secret");
     println!("   new verifier {}", second.verifier.id);
     check(
-        get_token(&admin, &agent.id, &first.secret, None)
+        get_token(&issuer_url, &agent.id, &first.secret, None)
             .await
             .is_ok(),
         "old secret still works during the overlap",
     );
     check(
-        get_token(&admin, &agent.id, &second.secret, None)
+        get_token(&issuer_url, &agent.id, &second.secret, None)
             .await
             .is_ok(),
         "new secret works",
@@ -350,12 +391,18 @@ async fn main() {
         .or_fail("remove old verifier");
     println!("   removed {}", first.verifier.id);
     check(
-        get_token(&admin, &agent.id, &first.secret, None).await == Err("invalid_client".into()),
+        get_token(&issuer_url, &agent.id, &first.secret, None).await
+            == Err("invalid_client".into()),
         "old secret: invalid_client",
     );
-    let outstanding = get_token(&admin, &agent.id, &second.secret, Some(&["tickets:read"]))
-        .await
-        .unwrap_or_else(|e| fail(format!("new secret after rotation: {e}")));
+    let outstanding = get_token(
+        &issuer_url,
+        &agent.id,
+        &second.secret,
+        Some(&["tickets:read"]),
+    )
+    .await
+    .unwrap_or_else(|e| fail(format!("new secret after rotation: {e}")));
     println!("   ok: new secret still works");
 
     step(7, "Suspend the agent");
@@ -368,7 +415,8 @@ async fn main() {
         suspended.status, suspended.status_reason
     );
     check(
-        get_token(&admin, &agent.id, &second.secret, None).await == Err("invalid_client".into()),
+        get_token(&issuer_url, &agent.id, &second.secret, None).await
+            == Err("invalid_client".into()),
         "new tokens refused at once (invalid_client)",
     );
     let (status, _) = tickets.list(&outstanding).await;
@@ -380,9 +428,14 @@ async fn main() {
     step(8, "Reactivate the agent");
     let active = admin.reactivate(&agent.id).await.or_fail("reactivate");
     println!("   status={:?}", active.status);
-    let token = get_token(&admin, &agent.id, &second.secret, Some(&["tickets:read"]))
-        .await
-        .unwrap_or_else(|e| fail(format!("token after reactivation: {e}")));
+    let token = get_token(
+        &issuer_url,
+        &agent.id,
+        &second.secret,
+        Some(&["tickets:read"]),
+    )
+    .await
+    .unwrap_or_else(|e| fail(format!("token after reactivation: {e}")));
     let (status, _) = tickets.list(&token).await;
     check(status == StatusCode::OK, "tokens again, and they work");
     let agent_now = admin.get_agent(&agent.id).await.or_fail("get agent");
@@ -429,11 +482,11 @@ async fn main() {
         10,
         "Self-service with the agent's own token (aud = the issuer)",
     );
-    let own = admin
-        .token(&agent.id, second.secret.expose(), None, Some(&issuer_url))
+    let own = token_source(&issuer_url, &agent.id, &second.secret, None, &issuer_url)
+        .token()
         .await
         .or_fail("token for the issuer");
-    let me = admin.as_agent(own.access_token);
+    let me = admin.as_agent(Secret::new(own.expose()));
     let profile = me.me().await.or_fail("GET /v1/agents/me");
     check(profile.id == agent.id, "GET /v1/agents/me: itself");
     let usage = me.usage().await.or_fail("usage");
@@ -450,28 +503,31 @@ async fn main() {
     let rotated = me.rotate().await.or_fail("self-rotation");
     println!("   rotated: new verifier {}", rotated.verifier.id);
     check(
-        get_token(&admin, &agent.id, &second.secret, None).await == Err("invalid_client".into()),
+        get_token(&issuer_url, &agent.id, &second.secret, None).await
+            == Err("invalid_client".into()),
         "the old secret stopped working at once",
     );
     let secret = rotated.secret;
     check(
-        get_token(&admin, &agent.id, &secret, None).await.is_ok(),
+        get_token(&issuer_url, &agent.id, &secret, None)
+            .await
+            .is_ok(),
         "the new secret works",
     );
     let off = me.deactivate().await.or_fail("self-deactivation");
     check(off.status == AgentStatus::Deactivated, "deactivated itself");
     check(
-        get_token(&admin, &agent.id, &secret, None).await == Err("invalid_target".into()),
+        get_token(&issuer_url, &agent.id, &secret, None).await == Err("invalid_target".into()),
         "no token for the API while deactivated",
     );
     // Only tokens for the issuer itself: enough to undo its own deactivation, even after its
     // earlier tokens expired.
-    let for_issuer = admin
-        .token(&agent.id, secret.expose(), None, Some(&issuer_url))
+    let for_issuer = token_source(&issuer_url, &agent.id, &secret, None, &issuer_url)
+        .token()
         .await
         .or_fail("a token for the issuer while deactivated");
     let on = admin
-        .as_agent(for_issuer.access_token)
+        .as_agent(Secret::new(for_issuer.expose()))
         .reactivate()
         .await
         .or_fail("self-reactivation");
@@ -494,7 +550,7 @@ async fn main() {
     step(11, "Delete the agent");
     admin.delete_agent(&agent.id).await.or_fail("delete");
     check(
-        get_token(&admin, &agent.id, &secret, None).await == Err("invalid_client".into()),
+        get_token(&issuer_url, &agent.id, &secret, None).await == Err("invalid_client".into()),
         "deleted: invalid_client",
     );
     let gone = admin.get_agent(&agent.id).await;

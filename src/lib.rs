@@ -56,6 +56,10 @@
 //! * `axum` (default): [`Agent`] is an extractor; [`axum::resource_metadata_router`].
 //! * `mcp`: [`mcp::McpToolScopes`], per-tool scopes for an MCP server.
 //! * `issuer`: the bundled OAuth 2.0 issuer for agents, usable in-process in tests.
+//! * `client`: the agent's side (`client::TokenSource`, a tower layer adding `Authorization`,
+//!   provisioning); no issuer code.
+//! * `reqwest-middleware`: `client`'s `AuthorizationMiddleware` for `reqwest-middleware`.
+//! * `cli`: the `agent-auth` operator command line.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -82,6 +86,8 @@ mod verify;
 
 #[cfg(feature = "axum")]
 pub mod axum;
+#[cfg(feature = "client")]
+pub mod client;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod internals;

@@ -9,15 +9,19 @@
 //! directory; created `0600`); `--in-memory` keeps it in memory (lost on exit).
 //!
 //! The admin key comes from `AGENT_AUTH_ADMIN_KEY_ID` / `AGENT_AUTH_ADMIN_KEY_SECRET` (a secret
-//! of at least 32 characters, else it exits 2); if they are unset, a key is generated and
-//! printed once to stdout. Logs go to stderr (`RUST_LOG`).
+//! of at least 32 characters, else it exits 2). If they are unset, the key kept in the
+//! database is used; a first start generates one, keeps its hash and prints it once to stdout
+//! as two lines, `AGENT_AUTH_ADMIN_KEY_ID=…` and `AGENT_AUTH_ADMIN_KEY_SECRET=…` (with
+//! `--in-memory`, every start generates and prints one). `agent-auth-issuer rotate-admin-key
+//! --db PATH` replaces the kept key and prints the new one the same way. Logs go to stderr
+//! (`RUST_LOG`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use agent_auth::issuer::{AdminKey, Database, Issuer, IssuerError, WebhookPolicy};
-use clap::{ArgGroup, Parser};
+use clap::{ArgGroup, Parser, Subcommand};
 
 /// The database file when neither `--db` nor `--in-memory` is given.
 const DEFAULT_DB: &str = "agent-auth-issuer.db";
@@ -48,16 +52,63 @@ struct Args {
     /// Accept webhooks to loopback, private and link-local addresses.
     #[arg(long)]
     allow_private_webhooks: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
 }
 
-fn admin_key_from_env() -> Result<(AdminKey, bool), String> {
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Replace the admin key kept in the database and print the new one (a running issuer on
+    /// that database switches to it within a second).
+    RotateAdminKey {
+        /// The issuer's SQLite database file.
+        #[arg(long, value_name = "PATH")]
+        db: PathBuf,
+    },
+}
+
+/// Where the admin key comes from.
+enum KeySource {
+    /// The environment (never stored).
+    Env(AdminKey),
+    /// Generated now for an in-memory issuer (printed once).
+    Generated(AdminKey),
+    /// The database (generated and printed at a first start).
+    Stored,
+}
+
+fn print_key(key: &AdminKey) {
+    // Printed once, on purpose: this is how the operator learns the key.
+    println!("AGENT_AUTH_ADMIN_KEY_ID={}", key.id());
+    println!("AGENT_AUTH_ADMIN_KEY_SECRET={}", key.secret().expose());
+}
+
+async fn rotate(db: PathBuf) -> ExitCode {
+    match agent_auth::issuer::rotate_admin_key(&Database::Sqlite(db.clone())).await {
+        Ok(key) => {
+            eprintln!(
+                "The admin key kept in {} was replaced (shown once):",
+                db.display()
+            );
+            print_key(&key);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {}", with_causes(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn admin_key_source(in_memory: bool) -> Result<KeySource, String> {
     let id = std::env::var("AGENT_AUTH_ADMIN_KEY_ID").ok();
     let secret = std::env::var("AGENT_AUTH_ADMIN_KEY_SECRET").ok();
     match (id, secret) {
-        (Some(id), Some(secret)) => Ok((AdminKey::new(id, secret), false)),
-        (None, None) => AdminKey::generate()
-            .map(|k| (k, true))
+        (Some(id), Some(secret)) => Ok(KeySource::Env(AdminKey::new(id, secret))),
+        (None, None) if in_memory => AdminKey::generate()
+            .map(KeySource::Generated)
             .map_err(|e| e.to_string()),
+        (None, None) => Ok(KeySource::Stored),
         _ => Err(
             "set both AGENT_AUTH_ADMIN_KEY_ID and AGENT_AUTH_ADMIN_KEY_SECRET, or neither".into(),
         ),
@@ -110,6 +161,9 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if let Some(Command::RotateAdminKey { db }) = args.command {
+        return rotate(db).await;
+    }
 
     let database = if args.in_memory {
         Database::InMemory
@@ -117,7 +171,7 @@ async fn main() -> ExitCode {
         Database::Sqlite(args.db.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DB)))
     };
 
-    let (key, generated) = match admin_key_from_env() {
+    let source = match admin_key_source(args.in_memory) {
         Ok(k) => k,
         Err(e) => {
             eprintln!("error: {e}");
@@ -134,9 +188,12 @@ async fn main() -> ExitCode {
     // The bound address (differs from --listen with port 0).
     let local = listener.local_addr().unwrap_or(args.listen);
     let issuer_url = args.issuer_url.unwrap_or_else(|| format!("http://{local}"));
-    let issuer = match Issuer::builder()
+    let builder = match &source {
+        KeySource::Env(key) | KeySource::Generated(key) => Issuer::builder().admin_key(key.clone()),
+        KeySource::Stored => Issuer::builder().admin_key_from_database(),
+    };
+    let issuer = match builder
         .issuer_url(issuer_url)
-        .admin_key(key.clone())
         .database(database)
         .key_publish_delay(std::time::Duration::from_secs(args.key_publish_delay))
         .webhook_policy(WebhookPolicy {
@@ -157,13 +214,17 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if generated {
-        // Printed once, on purpose: this is how the operator learns the generated key.
-        println!(
-            "Generated admin key (shown once; set AGENT_AUTH_ADMIN_KEY_ID/_SECRET to choose one):"
+    let generated = match source {
+        KeySource::Generated(key) => Some(key),
+        KeySource::Stored => issuer.take_generated_admin_key(),
+        KeySource::Env(_) => None,
+    };
+    if let Some(key) = generated {
+        eprintln!(
+            "Generated admin key (shown once; only its hash is kept; set \
+             AGENT_AUTH_ADMIN_KEY_ID/_SECRET to choose one):"
         );
-        println!("  AGENT_AUTH_ADMIN_KEY_ID={}", key.id());
-        println!("  AGENT_AUTH_ADMIN_KEY_SECRET={}", key.secret().expose());
+        print_key(&key);
     }
     println!("agent-auth issuer {} listening on {local}", issuer.url());
     match issuer.serve(listener, shutdown_signal()).await {

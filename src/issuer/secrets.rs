@@ -195,6 +195,15 @@ impl AdminKey {
         &self.secret
     }
 
+    /// What the database keeps of this key: its id and its secret's SHA-256.
+    pub(crate) fn stored(&self, created_at: i64) -> crate::issuer::storage::StoredAdminKey {
+        crate::issuer::storage::StoredAdminKey {
+            id: self.id.clone(),
+            secret_hash: self.secret.hash(),
+            created_at,
+        }
+    }
+
     pub(crate) fn verifier(&self) -> AdminVerifier {
         AdminVerifier {
             id: self.id.clone(),
@@ -213,6 +222,20 @@ pub(crate) struct AdminVerifier {
 }
 
 impl AdminVerifier {
+    /// The verifier of a stored key.
+    pub(crate) fn from_stored(key: &crate::issuer::storage::StoredAdminKey) -> Self {
+        Self {
+            id: key.id.clone(),
+            id_hash: SecretHash::of(key.id.as_bytes()),
+            secret_hash: key.secret_hash,
+        }
+    }
+
+    /// Whether `key` is the key this verifies (same id and secret hash).
+    pub(crate) fn is(&self, key: &crate::issuer::storage::StoredAdminKey) -> bool {
+        self.id == key.id && self.secret_hash.ct_eq(&key.secret_hash)
+    }
+
     /// Whether the presented id and secret match, in constant time (both are always compared).
     pub(crate) fn verify(&self, id: &[u8], secret: &[u8]) -> bool {
         let id_ok = SecretHash::of(id).0.ct_eq(&self.id_hash.0);

@@ -22,7 +22,13 @@ pub(crate) struct Shared {
     pub(crate) jwks_uri: String,
     pub(crate) registry: Arc<Registry>,
     pub(crate) keys: KeyRing,
-    pub(crate) admin: AdminVerifier,
+    /// The admin key's verifier; replaced when the stored key is rotated (when `admin_stored`).
+    pub(crate) admin: arc_swap::ArcSwap<AdminVerifier>,
+    /// Whether the admin key is the one kept in the database (reread at every flush, so that
+    /// `rotate-admin-key` takes effect on a running issuer within a flush interval).
+    pub(crate) admin_stored: bool,
+    /// The admin key generated at this start, until the caller takes it to show it once.
+    pub(crate) generated_admin_key: std::sync::Mutex<Option<super::secrets::AdminKey>>,
     /// The RFC 8414 document, serialized once.
     pub(crate) metadata: Bytes,
     /// Webhook retry schedule.
@@ -44,7 +50,7 @@ pub(crate) struct Shared {
 impl Shared {
     /// A change made now by the holder of the admin key.
     pub(crate) fn admin_change(&self) -> Change {
-        self.registry.change(Actor::admin(self.admin.id()))
+        self.registry.change(Actor::admin(self.admin.load().id()))
     }
 
     /// A change made now by the agent `agent_id` on itself.
@@ -84,7 +90,23 @@ impl Shared {
             .flush()
             .await
             .map_err(IssuerError::from_rule)?;
+        self.reload_admin_key().await?;
         self.forget_expired_keys().await
+    }
+
+    /// Picks up an admin key rotated in the database by another process.
+    async fn reload_admin_key(&self) -> Result<(), IssuerError> {
+        if !self.admin_stored {
+            return Ok(());
+        }
+        if let Some(stored) = self.registry.stored_admin_key().await? {
+            if !self.admin.load().is(&stored) {
+                self.admin
+                    .store(Arc::new(AdminVerifier::from_stored(&stored)));
+                tracing::info!(key_id = %stored.id, "admin key replaced from the database");
+            }
+        }
+        Ok(())
     }
 
     /// Removes from storage the signing keys that left the JWKS for good (a no-op, without

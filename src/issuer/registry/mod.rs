@@ -19,6 +19,7 @@
 //! - `signing`: stored signing keys;
 //! - `throttle`: rate budgets (self-service writes, failed admin logins).
 
+mod admin_key;
 mod agents;
 mod directory;
 mod grant;

@@ -119,7 +119,7 @@ async fn require_admin(State(shared): State<Arc<Shared>>, req: Request, next: Ne
         .into_response();
     }
     match basic_credentials(req.headers()) {
-        BasicAuth::Present { user, password } if shared.admin.verify(&user, &password) => {
+        BasicAuth::Present { user, password } if shared.admin.load().verify(&user, &password) => {
             next.run(req).await
         }
         _ => {

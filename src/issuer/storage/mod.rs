@@ -105,6 +105,15 @@ impl fmt::Debug for StoredSigningKey {
     }
 }
 
+/// The admin key as stored: its id and the SHA-256 of its secret (never the secret).
+#[derive(Debug, Clone)]
+pub(crate) struct StoredAdminKey {
+    pub(crate) id: String,
+    pub(crate) secret_hash: SecretHash,
+    /// When it was generated (ms).
+    pub(crate) created_at: i64,
+}
+
 /// A webhook signing key (the bytes behind `whsec_…`). `Debug` redacts it.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct WebhookKey(pub(crate) Vec<u8>);
@@ -256,6 +265,11 @@ pub(crate) trait Tx {
     fn insert_signing_key(&mut self, key: &StoredSigningKey) -> Result<(), StorageError>;
     /// Removes a signing key (retired past its tokens' lifetime, or dropped after a compromise).
     fn delete_signing_key(&mut self, kid: &str) -> Result<(), StorageError>;
+
+    /// The stored admin key, if a first start generated one.
+    fn admin_key(&mut self) -> Result<Option<StoredAdminKey>, StorageError>;
+    /// Stores the admin key, replacing any stored one.
+    fn put_admin_key(&mut self, key: &StoredAdminKey) -> Result<(), StorageError>;
 
     /// Adds counter increments (rows that no longer exist are skipped).
     fn add_agent_usage(&mut self, agent_id: &str, delta: UsageDelta) -> Result<(), StorageError>;

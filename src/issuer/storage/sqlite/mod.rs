@@ -10,6 +10,7 @@
 //!   in place when a connection is free and on a blocking thread otherwise.
 //! - Schema migrations live here and run at open, tracked by `PRAGMA user_version`.
 
+mod admin_key;
 mod tx;
 
 use std::path::{Path, PathBuf};
@@ -99,6 +100,16 @@ CREATE TABLE dead_letters (
     dropped_at INTEGER NOT NULL
 );
 CREATE INDEX dead_letters_webhook ON dead_letters(webhook_id, id);
+"#,
+    // The admin key generated at a first start (its id and the SHA-256 of its secret), kept
+    // so that a restart keeps it; one row at most.
+    r#"
+CREATE TABLE admin_key (
+    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+    id TEXT NOT NULL,
+    secret_hash BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);
 "#,
 ];
 

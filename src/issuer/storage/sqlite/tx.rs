@@ -11,8 +11,8 @@ use crate::issuer::model::{
 };
 use crate::issuer::secrets::SecretHash;
 use crate::issuer::storage::{
-    Credential, PendingDelivery, StorageError, StoredSigningKey, Tx, UsageDelta, WebhookKey,
-    decode_cursor, page_of,
+    Credential, PendingDelivery, StorageError, StoredAdminKey, StoredSigningKey, Tx, UsageDelta,
+    WebhookKey, decode_cursor, page_of,
 };
 
 /// A transaction (or a read snapshot) on one connection.
@@ -588,6 +588,14 @@ impl Tx for SqliteTx<'_> {
     fn delete_signing_key(&mut self, kid: &str) -> Result<(), StorageError> {
         self.execute("DELETE FROM signing_keys WHERE kid = ?1", [kid])
             .map(drop)
+    }
+
+    fn admin_key(&mut self) -> Result<Option<StoredAdminKey>, StorageError> {
+        super::admin_key::load(self.conn)
+    }
+
+    fn put_admin_key(&mut self, key: &StoredAdminKey) -> Result<(), StorageError> {
+        super::admin_key::store(self.conn, key)
     }
 
     fn add_agent_usage(&mut self, agent_id: &str, delta: UsageDelta) -> Result<(), StorageError> {
