@@ -12,7 +12,7 @@ use crate::layer::AgentAuthLayer;
 use crate::metadata::ProtectedResourceMetadata;
 
 /// Rejection of the [`Agent`] extractor: the route is not behind
-/// [`AgentAuthLayer`](crate::AgentAuthLayer). This is a server bug, so it answers `500`.
+/// [`AgentAuthLayer`]. This is a server bug, so it answers `500`.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("no verified agent on this request: the AgentAuth layer is not installed on this route")]
 pub struct MissingAgentLayer;

@@ -371,7 +371,7 @@ impl AgentAuth {
     }
 
     /// Advertises this RFC 9728 metadata URL in every challenge (`resource_metadata="…"`).
-    /// Serve the document with [`protected_resource_metadata`](Self::protected_resource_metadata).
+    /// Serve the document with [`protected_resource_metadata`](crate::AgentAuthLayer::protected_resource_metadata).
     pub fn resource_metadata(self, url: impl Into<String>) -> Self {
         let url = url.into();
         self.with(|o| o.resource_metadata = Some(url))
