@@ -35,30 +35,43 @@ struct Args {
 }
 
 /// Each `--issuer` with the `--jwks-uri` that follows it (before the next `--issuer`), if any.
-fn issuers(args: &Args, matches: &ArgMatches) -> Result<Vec<Issuer>, String> {
+fn issuer_args(args: &Args, matches: &ArgMatches) -> Result<Vec<(String, Option<String>)>, String> {
     let issuer_at: Vec<usize> = matches.indices_of("issuer").into_iter().flatten().collect();
     let jwks_at: Vec<usize> = matches
         .indices_of("jwks_uri")
         .into_iter()
         .flatten()
         .collect();
-    let mut issuers: Vec<(Issuer, bool)> = args
-        .issuer
-        .iter()
-        .map(|url| (Issuer::new(url), false))
-        .collect();
+    let mut issuers: Vec<(String, Option<String>)> =
+        args.issuer.iter().map(|url| (url.clone(), None)).collect();
     for (uri, at) in args.jwks_uri.iter().zip(jwks_at) {
         let Some(owner) = issuer_at.iter().rposition(|&issuer| issuer < at) else {
             return Err(format!("--jwks-uri {uri} comes before any --issuer"));
         };
-        let (issuer, has_uri) = &mut issuers[owner];
-        if *has_uri {
-            return Err(format!("two --jwks-uri for --issuer {}", issuer.as_str()));
+        let (issuer, jwks_uri) = &mut issuers[owner];
+        if jwks_uri.is_some() {
+            return Err(format!("two --jwks-uri for --issuer {issuer}"));
         }
-        *issuer = issuer.clone().jwks_uri(uri);
-        *has_uri = true;
+        *jwks_uri = Some(uri.clone());
     }
-    Ok(issuers.into_iter().map(|(issuer, _)| issuer).collect())
+    Ok(issuers)
+}
+
+/// The configuration the arguments describe: every issuer, `--audience` for all of them.
+fn auth(args: &Args, matches: &ArgMatches) -> Result<AgentAuth, String> {
+    let mut issuers =
+        issuer_args(args, matches)?
+            .into_iter()
+            .map(|(url, jwks_uri)| match jwks_uri {
+                Some(uri) => Issuer::new(url).jwks_uri(uri),
+                None => Issuer::new(url),
+            });
+    let first = issuers.next().ok_or("at least one --issuer")?;
+    let mut auth = AgentAuth::for_issuer(first).audience(&args.audience);
+    for issuer in issuers {
+        auth = auth.issuer(issuer);
+    }
+    Ok(auth)
 }
 
 #[tokio::main]
@@ -71,15 +84,117 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
     let matches = Args::command().get_matches();
     let args = Args::from_arg_matches(&matches)?;
-    let mut issuers = issuers(&args, &matches)?.into_iter();
-    let first = issuers.next().ok_or("at least one --issuer")?;
-    let mut auth = AgentAuth::for_issuer(first).audience(&args.audience);
-    for issuer in issuers {
-        auth = auth.issuer(issuer);
-    }
-    let auth = auth.build()?;
+    let auth = auth(&args, &matches)?.build()?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!("tickets API listening on http://{}", listener.local_addr()?);
     axum::serve(listener, tickets_api::router(auth)).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The issuers (with their JWKS URLs) that `argv` configures.
+    fn parse(argv: &[&str]) -> Result<Vec<(String, Option<String>)>, String> {
+        let argv = ["tickets"].iter().chain(argv);
+        let matches = Args::command()
+            .try_get_matches_from(argv)
+            .map_err(|error| error.kind().to_string())?;
+        let args = Args::from_arg_matches(&matches).map_err(|error| error.to_string())?;
+        issuer_args(&args, &matches)
+    }
+
+    fn pair(issuer: &str, jwks_uri: Option<&str>) -> (String, Option<String>) {
+        (issuer.to_owned(), jwks_uri.map(str::to_owned))
+    }
+
+    #[test]
+    fn each_jwks_uri_belongs_to_the_issuer_before_it() {
+        let parsed = parse(&[
+            "--issuer",
+            "https://a.example",
+            "--audience",
+            "https://api",
+            "--issuer",
+            "https://b.example",
+            "--jwks-uri",
+            "https://keys.b.example/jwks",
+            "--issuer",
+            "https://c.example",
+            "--issuer=https://d.example",
+            "--jwks-uri=https://keys.d.example/jwks",
+        ]);
+        assert_eq!(
+            parsed.unwrap(),
+            [
+                pair("https://a.example", None),
+                pair("https://b.example", Some("https://keys.b.example/jwks")),
+                pair("https://c.example", None),
+                pair("https://d.example", Some("https://keys.d.example/jwks")),
+            ]
+        );
+    }
+
+    #[test]
+    fn one_issuer_without_jwks_uri() {
+        let parsed = parse(&["--audience", "https://api", "--issuer", "https://a.example"]);
+        assert_eq!(parsed.unwrap(), [pair("https://a.example", None)]);
+    }
+
+    #[test]
+    fn misplaced_or_missing_arguments_are_refused() {
+        let a_jwks_first = parse(&[
+            "--jwks-uri",
+            "https://keys.example/jwks",
+            "--issuer",
+            "https://a.example",
+            "--audience",
+            "https://api",
+        ]);
+        assert_eq!(
+            a_jwks_first.unwrap_err(),
+            "--jwks-uri https://keys.example/jwks comes before any --issuer"
+        );
+        let two_for_one = parse(&[
+            "--issuer",
+            "https://a.example",
+            "--jwks-uri",
+            "https://1.example/jwks",
+            "--jwks-uri",
+            "https://2.example/jwks",
+            "--audience",
+            "https://api",
+        ]);
+        assert_eq!(
+            two_for_one.unwrap_err(),
+            "two --jwks-uri for --issuer https://a.example"
+        );
+        // No --issuer at all: clap refuses (it is required).
+        assert!(parse(&["--audience", "https://api"]).is_err());
+    }
+
+    #[test]
+    fn the_issuers_build_into_one_layer() {
+        let argv = [
+            "tickets",
+            "--issuer",
+            "https://a.example",
+            "--issuer",
+            "https://b.example",
+            "--jwks-uri",
+            "https://keys.b.example/jwks",
+            "--audience",
+            "https://api",
+        ];
+        let matches = Args::command().get_matches_from(argv);
+        let args = Args::from_arg_matches(&matches).unwrap();
+        let layer = auth(&args, &matches).unwrap().build().unwrap();
+        let metadata = layer.protected_resource_metadata();
+        assert_eq!(metadata.resource, "https://api");
+        assert_eq!(
+            metadata.authorization_servers,
+            ["https://a.example", "https://b.example"]
+        );
+    }
 }

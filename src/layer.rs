@@ -19,6 +19,7 @@ use tower::{Layer, Service};
 
 use crate::agent::Agent;
 use crate::bearer::{self, Credentials};
+use crate::challenge::Challenge;
 use crate::error::AuthError;
 use crate::metadata::ProtectedResourceMetadata;
 use crate::readiness::{IssuerReadiness, KeyRefreshError, Readiness};
@@ -200,6 +201,8 @@ where
             Ok(Credentials::Bearer(bearer)) => Presented::Header(bearer),
             Ok(Credentials::None) if self.shared.optional => {
                 verifier.metrics.anonymous();
+                let anonymous = Anonymous(verifier.challenge.clone());
+                request.extensions_mut().insert(anonymous);
                 return ResponseFuture::inner(self.inner.call(request));
             }
             Ok(Credentials::None) => return refuse(verifier, AuthError::MissingToken),
@@ -235,6 +238,12 @@ where
         }))
     }
 }
+
+/// Marks a request an optional layer let through without credentials, so that a
+/// [`RequireScopes`](crate::RequireScopes) further in answers `401` with this layer's challenge
+/// (credentials are needed there) instead of `500` (no auth layer at all).
+#[derive(Clone)]
+pub(crate) struct Anonymous(pub(crate) Arc<Challenge>);
 
 /// A refusal decided before the verifier saw a token.
 fn refuse<F, B: Default, E>(verifier: &Verifier, error: AuthError) -> ResponseFuture<F, B, E> {

@@ -8,13 +8,16 @@ use http::{Request, Response, StatusCode};
 use tower::{Layer, Service};
 
 use crate::agent::Agent;
-use crate::layer::ResponseFuture;
+use crate::error::AuthError;
+use crate::layer::{Anonymous, ResponseFuture};
 
 /// Requires scopes of the verified agent: `403 insufficient_scope` otherwise.
 ///
 /// Put it on a route, with [`AgentAuth`](crate::AgentAuth) further out. A request that reaches
-/// it without a verified [`Agent`] (the auth layer is missing) is refused with `500`: a guard
-/// never lets a request through that nobody authenticated.
+/// it without a verified [`Agent`] is refused: with `401` and the challenge when an
+/// [`optional`](crate::AgentAuth::optional) layer let it through without credentials, with `500`
+/// when the auth layer is missing. A guard never lets a request through that nobody
+/// authenticated.
 ///
 /// ```
 /// use agent_auth::RequireScopes;
@@ -121,6 +124,10 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let Some(agent) = request.extensions().get::<Agent>() else {
+            if let Some(Anonymous(challenge)) = request.extensions().get::<Anonymous>() {
+                tracing::debug!(required = %self.rule.joined, outcome = "rejected", reason = "missing_token", "scopes required, no credentials");
+                return ResponseFuture::rejected(challenge.reject(&AuthError::MissingToken));
+            }
             tracing::error!(
                 "RequireScopes reached without a verified agent: is AgentAuth layered outside it?"
             );
