@@ -87,6 +87,7 @@
 //! lists every defence and the test that proves it.
 
 mod agent_client;
+mod agent_keys;
 mod api;
 mod client;
 mod clock;
@@ -111,6 +112,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 pub use agent_client::AgentClient;
+pub use agent_keys::MAX_RSA_KEY_BITS;
 pub use api::{
     AgentUsage, CreateAgent, CreateMembership, CreateOrganization, CreateVerifier, CreateWebhook,
     CreatedAgent, CreatedSecret, CreatedWebhook, Data, ListPage, RotateKey, RotatedKey,
@@ -129,8 +131,10 @@ pub use model::{
     WebhookRecord,
 };
 pub use registry::{
-    ADMIN_FAILURES_PER_MINUTE, MAX_AGENT_EVENTS, MAX_DELIVERY_ATTEMPTS, MAX_PENDING_DELIVERIES,
-    MAX_VERIFIERS_PER_AGENT, MAX_WEBHOOKS, OutboxBounds, SELF_SERVICE_WRITES_PER_MINUTE,
+    ADMIN_FAILURES_PER_MINUTE, ASSERTION_LEEWAY_SECS, MAX_AGENT_EVENTS, MAX_ASSERTION_BYTES,
+    MAX_ASSERTION_JTIS_PER_AGENT, MAX_ASSERTION_LIFETIME_SECS, MAX_DELIVERY_ATTEMPTS,
+    MAX_JTI_CHARS, MAX_PENDING_DELIVERIES, MAX_VERIFIERS_PER_AGENT, MAX_WEBHOOKS, OutboxBounds,
+    SELF_SERVICE_WRITES_PER_MINUTE,
 };
 pub use routes::webhooks::MAX_WEBHOOK_URL_LEN;
 pub use secrets::{AdminKey, RandomError, SECRET_LEN, Secret};

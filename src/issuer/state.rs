@@ -84,6 +84,10 @@ impl Shared {
             .flush()
             .await
             .map_err(IssuerError::from_rule)?;
+        self.registry
+            .purge_expired_jtis()
+            .await
+            .map_err(IssuerError::from_rule)?;
         self.forget_expired_keys().await
     }
 
