@@ -123,6 +123,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_issuer_is_kept_byte_for_byte_and_endpoints_get_one_slash() {
+        for (issuer, authorize) in [
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080/authorize"),
+            ("https://auth.example/", "https://auth.example/authorize"),
+            (
+                "https://auth.example/tenant",
+                "https://auth.example/tenant/authorize",
+            ),
+        ] {
+            let doc: serde_json::Value =
+                serde_json::from_slice(&metadata_document(issuer, "t", "j")).unwrap();
+            assert_eq!(doc["issuer"], issuer);
+            assert_eq!(doc["authorization_endpoint"], authorize);
+        }
+    }
+
+    #[test]
     fn if_none_match_forms() {
         let mut h = HeaderMap::new();
         assert!(!if_none_match(&h, "\"abc\""));
