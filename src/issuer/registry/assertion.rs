@@ -302,7 +302,73 @@ impl Registry {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::issuer::clock::{Clock, OffsetClock};
+    use crate::issuer::model::{AgentRecord, AgentStatus};
+    use crate::issuer::registry::OutboxBounds;
+    use crate::issuer::storage::{Database, Storage};
+
+    #[tokio::test]
+    async fn used_jtis_are_bounded_per_agent_and_forgotten_after_they_expire() {
+        let storage = Storage::open(&Database::InMemory).await.unwrap();
+        let clock = Arc::new(OffsetClock::new());
+        let registry = Registry::new(
+            storage,
+            Arc::clone(&clock) as Arc<dyn Clock>,
+            OutboxBounds::default(),
+        );
+        let now = registry.now_ms();
+        let agent = AgentRecord {
+            id: "agt_0123456789abcdef0123456789abcdef".to_owned(),
+            name: "keyed".to_owned(),
+            description: None,
+            model: None,
+            provider: None,
+            version: None,
+            status: AgentStatus::Active,
+            status_reason: None,
+            scopes: Vec::new(),
+            resources: Vec::new(),
+            external_id: None,
+            created_at: now,
+            updated_at: now,
+            expires_at: None,
+            token_count: 0,
+            last_activity_at: None,
+        };
+        let id = agent.id.clone();
+        registry
+            .storage
+            .write(move |tx| Ok::<_, RuleError>(tx.insert_agent(&agent)?))
+            .await
+            .unwrap();
+        let keep_until = now + 60_000;
+        let use_jti =
+            |jti: &str, keep: i64, at: i64| registry.use_jti(id.clone(), jti.to_owned(), keep, at);
+        for n in 0..MAX_ASSERTION_JTIS_PER_AGENT {
+            let jti = format!("j{n}");
+            assert_eq!(use_jti(&jti, keep_until, now).await.unwrap(), Ok(()), "{n}");
+        }
+        assert_eq!(
+            use_jti("one more", keep_until, now).await.unwrap(),
+            Err(AssertionRefusal::TooManyJtis)
+        );
+        assert_eq!(
+            use_jti("j0", keep_until, now).await.unwrap(),
+            Err(AssertionRefusal::TooManyJtis),
+            "full: refused before a replay is even looked at"
+        );
+        // At their keep-until instant (their assertions are refused as expired from then on)
+        // they are forgotten, and the agent may go on.
+        let later = keep_until + 60_000;
+        assert_eq!(use_jti("j0", later, keep_until).await.unwrap(), Ok(()));
+        assert_eq!(
+            use_jti("j0", later, keep_until).await.unwrap(),
+            Err(AssertionRefusal::Replayed)
+        );
+    }
 
     #[test]
     fn typ_policy() {

@@ -15,6 +15,8 @@ use crate::issuer::storage::{
     decode_cursor, page_of,
 };
 
+mod jtis;
+
 /// A transaction (or a read snapshot) on one connection.
 pub(super) struct SqliteTx<'c> {
     conn: &'c Connection,
@@ -313,25 +315,11 @@ impl Tx for SqliteTx<'_> {
         agent_id: Option<&str>,
         now_ms: i64,
     ) -> Result<(), StorageError> {
-        match agent_id {
-            Some(id) => self.execute(
-                "DELETE FROM assertion_jtis WHERE agent_id = ?1 AND expires_at <= ?2",
-                params![id, now_ms],
-            )?,
-            None => self.execute(
-                "DELETE FROM assertion_jtis WHERE expires_at <= ?1",
-                [now_ms],
-            )?,
-        };
-        Ok(())
+        jtis::purge(self, agent_id, now_ms)
     }
 
     fn assertion_jti_count(&mut self, agent_id: &str) -> Result<u64, StorageError> {
-        self.conn
-            .prepare_cached("SELECT count(*) FROM assertion_jtis WHERE agent_id = ?1")
-            .and_then(|mut stmt| stmt.query_row([agent_id], |r| r.get::<_, i64>(0)))
-            .map(to_u64)
-            .map_err(backend)
+        jtis::count(self, agent_id)
     }
 
     fn insert_assertion_jti(
@@ -340,11 +328,7 @@ impl Tx for SqliteTx<'_> {
         jti: &str,
         expires_at: i64,
     ) -> Result<(), StorageError> {
-        self.execute(
-            "INSERT INTO assertion_jtis (agent_id, jti, expires_at) VALUES (?1, ?2, ?3)",
-            params![agent_id, jti, expires_at],
-        )
-        .map(drop)
+        jtis::insert(self, agent_id, jti, expires_at)
     }
 
     fn delete_verifier(&mut self, id: &str) -> Result<bool, StorageError> {
