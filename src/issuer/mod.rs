@@ -1,9 +1,11 @@
 //! The bundled issuer: a minimal OAuth 2.0 authorization server for AI agents.
 //!
-//! It implements the management API (agents, secret verifiers, organizations and memberships,
-//! audit events, webhooks, signing-key rotation; admin key over HTTP Basic), agent self-service
-//! (the agent's own Bearer token, checked by this crate's middleware), the `client_credentials`
-//! token endpoint, the JWKS and RFC 8414 metadata — as the README describes it. Tokens are 300-second EdDSA JWTs:
+//! It implements the management API (agents, secret and public-key verifiers, organizations and
+//! memberships, audit events, webhooks, signing-key rotation; admin key over HTTP Basic), agent
+//! self-service (the agent's own Bearer token, checked by this crate's middleware), the
+//! `client_credentials` token endpoint (client secrets, or `private_key_jwt` assertions signed
+//! with a registered key), the JWKS and RFC 8414 metadata — as the README describes it. Tokens
+//! are 300-second EdDSA JWTs:
 //!
 //! ```text
 //! header  {"alg":"EdDSA","kid":"…","typ":"at+jwt"}
@@ -72,7 +74,8 @@
 //! - `state` — what the handlers share; `delivery` — the webhook delivery task.
 //! - `registry` — **the rules**: authentication, limits, events, cascades, self-service.
 //! - `storage` — keeps and reads, decides nothing: the `Tx` interface, SQLite under it.
-//! - `keys` — Ed25519 signing keys, JWS signing, the JWKS document.
+//! - `keys` — Ed25519 signing keys, JWS signing, the JWKS document; `agent_keys` — the agents'
+//!   public keys (`jwk` verifiers): what may be registered, thumbprints, the stored form.
 //! - `model` — the records; `validate` — input bounds; `errors` — error types and wire
 //!   shapes; `secrets` — CSPRNG ids and secrets, SHA-256, [`AdminKey`]; `clock` — [`Clock`].
 //!
