@@ -300,7 +300,12 @@ async fn main() {
     println!(
         "   verifier {} (credential {}; the {}-character secret is shown once and not printed here)",
         first.verifier.id,
-        first.verifier.credential.algorithm,
+        first
+            .verifier
+            .credential
+            .algorithm
+            .as_deref()
+            .unwrap_or("?"),
         first.secret.expose().len()
     );
     check(first.secret.expose().len() == 42, "42-character secret");

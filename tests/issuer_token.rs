@@ -921,7 +921,11 @@ async fn authorization_server_metadata_follows_rfc_8414() {
     assert_eq!(m["grant_types_supported"], json!(["client_credentials"]));
     assert_eq!(
         m["token_endpoint_auth_methods_supported"],
-        json!(["client_secret_basic", "client_secret_post"])
+        json!([
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt"
+        ])
     );
     assert_eq!(m["response_types_supported"], json!([]));
     // The advertised endpoints are the ones that work.

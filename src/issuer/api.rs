@@ -196,12 +196,16 @@ impl UpdateAgent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateVerifier {
-    /// Must be `secret`.
+    /// `secret` (the issuer generates one) or `jwk` (the agent's public key, in `jwk`).
     #[serde(rename = "type")]
     pub kind: VerifierKind,
     /// Optional label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// For `jwk`: the public JWK (OKP Ed25519, EC P-256, or RSA 2048–4096 bits; no private
+    /// members). Absent for `secret`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwk: Option<serde_json::Value>,
 }
 
 /// `{"data": …}`.

@@ -307,6 +307,7 @@ impl AdminClient {
         let body = CreateVerifier {
             kind: VerifierKind::Secret,
             name: name.map(str::to_owned),
+            jwk: None,
         };
         let (s, b) = self
             .admin_call(
@@ -317,6 +318,30 @@ impl AdminClient {
             )
             .await?;
         Ok(Self::decode::<Data<CreatedSecret>>(s, &b)?.data)
+    }
+
+    /// `POST /v1/agents/{id}/verifiers` with `{"type": "jwk"}`: registers the agent's public
+    /// key (a JWK without private members) for `private_key_jwt`.
+    pub async fn add_jwk(
+        &self,
+        agent_id: &str,
+        name: Option<&str>,
+        jwk: serde_json::Value,
+    ) -> Result<VerifierRecord, ClientError> {
+        let body = CreateVerifier {
+            kind: VerifierKind::Jwk,
+            name: name.map(str::to_owned),
+            jwk: Some(jwk),
+        };
+        let (s, b) = self
+            .admin_call(
+                Method::POST,
+                &["v1", "agents", agent_id, "verifiers"],
+                &[],
+                Some(&body),
+            )
+            .await?;
+        Ok(Self::decode::<Data<VerifierRecord>>(s, &b)?.data)
     }
 
     /// `GET /v1/agents/{id}/verifiers`.

@@ -198,6 +198,7 @@ impl From<RuleError> for ApiError {
             RuleError::NotFound(Object::Membership) => Self::not_found("membership"),
             RuleError::NotFound(o) => Self::not_found(o.name()),
             RuleError::ExternalIdTaken
+            | RuleError::KeyTaken
             | RuleError::AlreadyMember
             | RuleError::WrongStatus { .. } => Self::new(StatusCode::CONFLICT, "conflict", message),
             RuleError::TooManyVerifiers | RuleError::TooManyWebhooks => {
@@ -295,6 +296,15 @@ impl OAuthError {
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
             "only grant_type=client_credentials is supported",
+        )
+    }
+
+    /// `unsupported_response_type` (400): the authorization endpoint grants nothing.
+    pub(crate) fn unsupported_response_type() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_response_type",
+            "this authorization server has no interactive grant; use the token endpoint (client_credentials)",
         )
     }
 

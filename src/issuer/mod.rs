@@ -1,9 +1,11 @@
 //! The bundled issuer: a minimal OAuth 2.0 authorization server for AI agents.
 //!
-//! It implements the management API (agents, secret verifiers, organizations and memberships,
-//! audit events, webhooks, signing-key rotation; admin key over HTTP Basic), agent self-service
-//! (the agent's own Bearer token, checked by this crate's middleware), the `client_credentials`
-//! token endpoint, the JWKS and RFC 8414 metadata — as the README describes it. Tokens are 300-second EdDSA JWTs:
+//! It implements the management API (agents, secret and public-key verifiers, organizations and
+//! memberships, audit events, webhooks, signing-key rotation; admin key over HTTP Basic), agent
+//! self-service (the agent's own Bearer token, checked by this crate's middleware), the
+//! `client_credentials` token endpoint (client secrets, or `private_key_jwt` assertions signed
+//! with a registered key), the JWKS and RFC 8414 metadata — as the README describes it. Tokens
+//! are 300-second EdDSA JWTs:
 //!
 //! ```text
 //! header  {"alg":"EdDSA","kid":"…","typ":"at+jwt"}
@@ -72,7 +74,8 @@
 //! - `state` — what the handlers share; `delivery` — the webhook delivery task.
 //! - `registry` — **the rules**: authentication, limits, events, cascades, self-service.
 //! - `storage` — keeps and reads, decides nothing: the `Tx` interface, SQLite under it.
-//! - `keys` — Ed25519 signing keys, JWS signing, the JWKS document.
+//! - `keys` — Ed25519 signing keys, JWS signing, the JWKS document; `agent_keys` — the agents'
+//!   public keys (`jwk` verifiers): what may be registered, thumbprints, the stored form.
 //! - `model` — the records; `validate` — input bounds; `errors` — error types and wire
 //!   shapes; `secrets` — CSPRNG ids and secrets, SHA-256, [`AdminKey`]; `clock` — [`Clock`].
 //!
@@ -88,6 +91,7 @@
 
 mod admin_key;
 mod agent_client;
+mod agent_keys;
 mod api;
 mod client;
 mod clock;
@@ -113,6 +117,7 @@ use tokio::net::TcpListener;
 
 pub use admin_key::rotate_admin_key;
 pub use agent_client::AgentClient;
+pub use agent_keys::MAX_RSA_KEY_BITS;
 pub use api::{
     AgentUsage, CreateAgent, CreateMembership, CreateOrganization, CreateVerifier, CreateWebhook,
     CreatedAgent, CreatedSecret, CreatedWebhook, Data, ListPage, RotateKey, RotatedKey,
@@ -131,8 +136,10 @@ pub use model::{
     WebhookRecord,
 };
 pub use registry::{
-    ADMIN_FAILURES_PER_MINUTE, MAX_AGENT_EVENTS, MAX_DELIVERY_ATTEMPTS, MAX_PENDING_DELIVERIES,
-    MAX_VERIFIERS_PER_AGENT, MAX_WEBHOOKS, OutboxBounds, SELF_SERVICE_WRITES_PER_MINUTE,
+    ADMIN_FAILURES_PER_MINUTE, ASSERTION_LEEWAY_SECS, MAX_AGENT_EVENTS, MAX_ASSERTION_BYTES,
+    MAX_ASSERTION_JTIS_PER_AGENT, MAX_ASSERTION_LIFETIME_SECS, MAX_DELIVERY_ATTEMPTS,
+    MAX_JTI_CHARS, MAX_PENDING_DELIVERIES, MAX_VERIFIERS_PER_AGENT, MAX_WEBHOOKS, OutboxBounds,
+    SELF_SERVICE_WRITES_PER_MINUTE,
 };
 pub use routes::webhooks::MAX_WEBHOOK_URL_LEN;
 pub use secrets::{AdminKey, RandomError, SECRET_LEN, Secret};

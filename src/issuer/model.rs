@@ -69,12 +69,15 @@ impl AgentRecord {
     }
 }
 
-/// Kind of verifier. Only secrets exist today.
+/// Kind of verifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VerifierKind {
     /// A shared secret, stored as its SHA-256.
     Secret,
+    /// The agent's public key (a JWK), for `private_key_jwt` client authentication
+    /// (RFC 7523): the agent holds the private key, the issuer no secret at all.
+    Jwk,
 }
 
 /// Status of a verifier.
@@ -85,32 +88,47 @@ pub enum VerifierStatus {
     Active,
 }
 
-/// How a verifier's credential is stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What the API shows of a verifier's credential: for a secret `{"algorithm": "sha256"}`
+/// (how it is stored), for a key `{"kty", "crv"?, "alg", "thumbprint"}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CredentialInfo {
-    /// Always `sha256` for secrets.
-    pub algorithm: String,
+    /// Secrets: always `sha256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<String>,
+    /// Keys: the JWK `kty` (`OKP`, `EC`, `RSA`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kty: Option<String>,
+    /// Keys: the JWK `crv` (`Ed25519`, `P-256`); none for RSA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crv: Option<String>,
+    /// Keys: the one JWS algorithm the key verifies (`EdDSA`, `ES256`, `RS256`, `PS256`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alg: Option<String>,
+    /// Keys: the RFC 7638 SHA-256 thumbprint (base64url).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbprint: Option<String>,
 }
 
-/// A secret verifier, as the management API shows it. Never contains the secret or its hash.
+/// A verifier (a secret or a public key), as the management API shows it. Never contains a
+/// secret or its hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifierRecord {
     /// `v_` + 32 hex.
     pub id: String,
     /// The agent it belongs to.
     pub agent_id: String,
-    /// Always `secret` today.
+    /// `secret` or `jwk`.
     #[serde(rename = "type")]
     pub kind: VerifierKind,
     /// Always `active` today.
     pub status: VerifierStatus,
     /// Optional label (e.g. `rotation-2026-06`).
     pub name: Option<String>,
-    /// `{"algorithm": "sha256"}`.
+    /// `{"algorithm": "sha256"}` for a secret; `{"kty", "crv"?, "alg", "thumbprint"}` for a key.
     pub credential: CredentialInfo,
-    /// Tokens issued with this secret.
+    /// Tokens issued with this verifier.
     pub usage_count: u64,
-    /// Last token issued with this secret (ms).
+    /// Last token issued with this verifier (ms).
     pub last_used_at: Option<i64>,
     /// Creation time (ms).
     pub created_at: i64,

@@ -91,6 +91,10 @@ impl Shared {
             .await
             .map_err(IssuerError::from_rule)?;
         self.reload_admin_key().await?;
+        self.registry
+            .purge_expired_jtis()
+            .await
+            .map_err(IssuerError::from_rule)?;
         self.forget_expired_keys().await
     }
 

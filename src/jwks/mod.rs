@@ -29,6 +29,8 @@ use crate::error::{AuthError, InvalidToken};
 use crate::metrics::JwksMetrics;
 pub use fetch::JwksFetchError;
 use fetch::{Fetcher, JwksResponse};
+#[cfg(feature = "issuer")]
+pub(crate) use keys::KeyError;
 pub(crate) use keys::{KeySet, Lookup, VerifyingKey};
 
 /// Where the JWKS lives.

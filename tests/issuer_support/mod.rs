@@ -2,6 +2,8 @@
 //! posts to the token endpoint, JWT decoding.
 #![allow(dead_code)]
 
+pub mod keyed;
+
 use agent_auth::issuer::TestIssuer;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};

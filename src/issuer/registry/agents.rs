@@ -4,7 +4,7 @@
 //! that check runs inside the change's own transaction).
 
 use crate::issuer::model::{
-    AgentRecord, AgentStatus, EventType, Page, PageRequest, VerifierRecord,
+    AgentRecord, AgentStatus, EventType, Page, PageRequest, VerifierKind, VerifierRecord,
 };
 use crate::issuer::storage::{Credential, StorageError, Tx};
 
@@ -230,7 +230,12 @@ impl Registry {
             if tx.verifiers(&verifier.agent_id)?.len() >= MAX_VERIFIERS_PER_AGENT {
                 return Err(RuleError::TooManyVerifiers);
             }
-            tx.insert_verifier(&verifier, &credential)?;
+            tx.insert_verifier(&verifier, &credential)
+                .map_err(|e| match e {
+                    // Only a key's thumbprint is unique among verifiers.
+                    StorageError::Duplicate => RuleError::KeyTaken,
+                    e => RuleError::Storage(e),
+                })?;
             let agent_id = Some(verifier.agent_id.as_str());
             emit(
                 tx,
@@ -298,8 +303,9 @@ impl Registry {
             })
     }
 
-    /// Self-service rotation: every old verifier goes (`agent.verifier.removed` each) and
-    /// `verifier` comes (`agent.verifier.added`), in one transaction.
+    /// Self-service rotation: every old secret goes (`agent.verifier.removed` each) and
+    /// `verifier` comes (`agent.verifier.added`), in one transaction. Public keys stay: the
+    /// agent's private keys were never shared, rotating a secret does not concern them.
     pub(crate) async fn replace_own_verifiers(
         &self,
         verifier: VerifierRecord,
@@ -311,7 +317,12 @@ impl Registry {
             let agent = load(tx, &verifier.agent_id)?;
             self_service_allowed(&agent)?;
             let id = Some(agent.id.as_str());
+            let mut kept = 0;
             for mut old in tx.verifiers(&agent.id)? {
+                if old.kind != VerifierKind::Secret {
+                    kept += 1;
+                    continue;
+                }
                 tx.delete_verifier(&old.id)?;
                 usage.add_to_verifier(&mut old);
                 emit(
@@ -322,6 +333,9 @@ impl Registry {
                     &old,
                     Vec::new(),
                 )?;
+            }
+            if kept >= MAX_VERIFIERS_PER_AGENT {
+                return Err(RuleError::TooManyVerifiers);
             }
             tx.insert_verifier(&verifier, &credential)?;
             emit(

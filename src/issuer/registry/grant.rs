@@ -10,9 +10,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{Registry, RuleError};
+use crate::issuer::agent_keys;
 use crate::issuer::model::{AgentRecord, AgentStatus};
 use crate::issuer::secrets::{SecretHash, is_id};
 use crate::issuer::storage::Credential;
+use crate::jwks::VerifyingKey;
 
 /// Which audiences a grant's tokens may carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,9 +97,34 @@ const AUTH_CACHE_ENTRIES: usize = 10_000;
 
 /// What authenticating a known agent reads, kept between token requests.
 #[derive(Debug)]
-struct AuthEntry {
-    agent: AgentRecord,
-    credentials: Vec<(String, Credential)>,
+pub(super) struct AuthEntry {
+    pub(super) agent: AgentRecord,
+    /// The secrets' hashes, by verifier id.
+    secrets: Vec<(String, SecretHash)>,
+    /// The public keys, by verifier id, loaded once (`agent_keys`).
+    pub(super) keys: Vec<(String, Arc<VerifyingKey>)>,
+}
+
+impl AuthEntry {
+    fn new(agent: AgentRecord, credentials: Vec<(String, Credential)>) -> Self {
+        let (mut secrets, mut keys) = (Vec::new(), Vec::new());
+        for (verifier_id, credential) in credentials {
+            match credential {
+                Credential::Secret(hash) => secrets.push((verifier_id, hash)),
+                Credential::Jwk { jwk, .. } => match agent_keys::verifying_key(&jwk) {
+                    Some(key) => keys.push((verifier_id, Arc::new(key))),
+                    // Accepted at registration by the same loader: cannot happen unless the
+                    // database was edited. Such a key verifies nothing.
+                    None => tracing::error!(verifier_id, "a stored agent key does not load"),
+                },
+            }
+        }
+        Self {
+            agent,
+            secrets,
+            keys,
+        }
+    }
 }
 
 /// The token endpoint's reads, in memory, while this process is storage's only writer (the
@@ -151,7 +178,10 @@ impl AuthCache {
 
 impl Registry {
     /// The agent and its credentials, from the cache when it has them.
-    async fn auth_entry(&self, client_id: &str) -> Result<Option<Arc<AuthEntry>>, RuleError> {
+    pub(super) async fn auth_entry(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<Arc<AuthEntry>>, RuleError> {
         if !is_id(client_id, "agt_") {
             return Ok(None);
         }
@@ -169,7 +199,7 @@ impl Registry {
             // Unknown ids are not kept: they cannot crowd out the agents that exist.
             return Ok(None);
         };
-        let entry = Arc::new(AuthEntry { agent, credentials });
+        let entry = Arc::new(AuthEntry::new(agent, credentials));
         if let (Some(cache), Some(generation)) = (&self.auth_cache, generation) {
             cache.keep(generation, Arc::clone(&entry));
         }
@@ -188,34 +218,35 @@ impl Registry {
         presented: SecretHash,
     ) -> Result<Option<ClientGrant>, RuleError> {
         let entry = self.auth_entry(client_id).await?;
-        let credentials = entry.as_ref().map_or(&[][..], |e| &e.credentials[..]);
-        let stand_in = [(
-            String::new(),
-            Credential::Secret(SecretHash::from_bytes([0; 32])),
-        )];
-        let candidates = if credentials.is_empty() {
+        let secrets = entry.as_ref().map_or(&[][..], |e| &e.secrets[..]);
+        let stand_in = [(String::new(), SecretHash::from_bytes([0; 32]))];
+        let candidates = if secrets.is_empty() {
             &stand_in[..]
         } else {
-            credentials
+            secrets
         };
         let mut matched = None;
-        for (verifier_id, credential) in candidates {
-            let Credential::Secret(hash) = credential;
+        for (verifier_id, hash) in candidates {
             if hash.ct_eq(&presented) && matched.is_none() {
                 matched = Some(verifier_id);
             }
         }
-        let now = self.clock.now_ms();
         Ok(match (&entry, matched) {
-            (Some(entry), Some(verifier_id)) if !credentials.is_empty() => {
-                audiences(&entry.agent, now).map(|audiences| ClientGrant {
-                    verifier_id: verifier_id.clone(),
-                    agent_id: entry.agent.id.clone(),
-                    scopes: entry.agent.scopes.clone(),
-                    audiences,
-                })
+            (Some(entry), Some(verifier_id)) if !secrets.is_empty() => {
+                self.grant(entry, verifier_id)
             }
             _ => None,
+        })
+    }
+
+    /// The grant of an agent whose verifier `verifier_id` authenticated the client, if the
+    /// agent may obtain tokens now. The one rule on the agent's state, for every credential.
+    pub(super) fn grant(&self, entry: &AuthEntry, verifier_id: &str) -> Option<ClientGrant> {
+        audiences(&entry.agent, self.clock.now_ms()).map(|audiences| ClientGrant {
+            verifier_id: verifier_id.to_owned(),
+            agent_id: entry.agent.id.clone(),
+            scopes: entry.agent.scopes.clone(),
+            audiences,
         })
     }
 }

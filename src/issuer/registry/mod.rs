@@ -4,8 +4,8 @@
 //! takes with it, the self-service rules: each is written here once, as synchronous code over a
 //! storage [`Tx`], and every change runs as one transaction of [`Storage::write`]. The HTTP
 //! handlers validate the shape of their input and call one method here; storage keeps and reads
-//! and decides nothing. A new verifier type adds a `Credential` and its check in
-//! `grant`; a new backend adds a [`Tx`]; neither
+//! and decides nothing. A new verifier type adds a `Credential` and its check beside
+//! `grant` (as `assertion` does); a new backend adds a [`Tx`]; neither
 //! touches a rule twice.
 //!
 //! Usage counters are the token endpoint's only write. They are buffered here (the same for
@@ -13,7 +13,9 @@
 //! increments, so a reader never sees a count go back.
 //!
 //! - `agents`: agents, their verifiers, self-service;
-//! - `grant`: client authentication and what a token may carry (audiences);
+//! - `grant`: client authentication by secret, the agent-state rule every credential shares,
+//!   and what a token may carry (audiences);
+//! - `assertion`: client authentication by a signed JWT (`private_key_jwt`), its replay store;
 //! - `directory`: organizations and memberships;
 //! - `outbox`: audit events with their webhook deliveries, webhook endpoints;
 //! - `signing`: stored signing keys;
@@ -21,6 +23,7 @@
 
 mod admin_key;
 mod agents;
+mod assertion;
 mod directory;
 mod grant;
 mod outbox;
@@ -39,6 +42,11 @@ use super::secrets::RandomError;
 use super::storage::{Storage, StorageError, Tx, UsageDelta};
 
 pub(crate) use agents::{AgentPatch, Created};
+pub use assertion::{
+    ASSERTION_LEEWAY_SECS, MAX_ASSERTION_BYTES, MAX_ASSERTION_JTIS_PER_AGENT,
+    MAX_ASSERTION_LIFETIME_SECS, MAX_JTI_CHARS,
+};
+pub(crate) use assertion::{AssertionAudience, JWT_BEARER_ASSERTION_TYPE};
 use grant::AuthCache;
 pub(crate) use grant::ClientGrant;
 pub(crate) use outbox::DeliveryOutcome;
@@ -84,6 +92,9 @@ pub(crate) enum RuleError {
     ExternalIdTaken,
     #[error("the agent is already a member of this organization")]
     AlreadyMember,
+    /// A public key registered already (to this agent or another: one key, one agent).
+    #[error("this public key is already registered")]
+    KeyTaken,
     #[error("an agent can hold at most {MAX_VERIFIERS_PER_AGENT} verifiers")]
     TooManyVerifiers,
     #[error("at most {MAX_WEBHOOKS} webhooks")]
@@ -246,6 +257,8 @@ pub(crate) struct Registry {
     /// Failed admin authentications per client address.
     admin_failures: RateBudget,
     bounds: OutboxBounds,
+    /// When used client-assertion `jti`s are next forgotten.
+    jti_purge: assertion::JtiPurge,
 }
 
 impl Registry {
@@ -261,6 +274,7 @@ impl Registry {
             self_service_budget: RateBudget::new(SELF_SERVICE_WRITES_PER_MINUTE),
             admin_failures: RateBudget::new(ADMIN_FAILURES_PER_MINUTE),
             bounds,
+            jti_purge: assertion::JtiPurge::default(),
         }
     }
 

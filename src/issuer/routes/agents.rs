@@ -1,4 +1,4 @@
-//! Management API: agents (`/v1/agents[/{id}]`) and their secret verifiers
+//! Management API: agents (`/v1/agents[/{id}]`) and their verifiers, secrets and public keys
 //! (`/v1/agents/{id}/verifiers[/{vid}]`). Each handler validates its input and makes one
 //! registry call, which decides and writes the change with its audit event.
 
@@ -9,9 +9,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::issuer::api::{
-    CreateAgent, CreateVerifier, CreatedAgent, CreatedSecret, Data, ListPage, UpdateAgent,
-};
+use crate::issuer::agent_keys;
+use crate::issuer::api::{CreateAgent, CreatedAgent, CreatedSecret, Data, ListPage, UpdateAgent};
 use crate::issuer::errors::ApiError;
 use crate::issuer::model::{
     AgentRecord, AgentStatus, CredentialInfo, VerifierKind, VerifierRecord, VerifierStatus,
@@ -37,7 +36,8 @@ pub(crate) fn secret_verifier(
         status: VerifierStatus::Active,
         name,
         credential: CredentialInfo {
-            algorithm: "sha256".to_owned(),
+            algorithm: Some("sha256".to_owned()),
+            ..CredentialInfo::default()
         },
         usage_count: 0,
         last_used_at: None,
@@ -180,14 +180,39 @@ pub(crate) async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /v1/agents/{id}/verifiers`: a new secret, returned this once.
+/// The body of `POST /v1/agents/{id}/verifiers` as read here: [`crate::issuer::CreateVerifier`] with the JWK
+/// kept raw, so that a JWK naming a member twice is refused rather than read by its last one.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VerifierBody {
+    #[serde(rename = "type")]
+    kind: VerifierKind,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    jwk: Option<Box<serde_json::value::RawValue>>,
+}
+
+/// `POST /v1/agents/{id}/verifiers`: a new secret, returned this once; or the agent's public
+/// key (`{"type": "jwk", "jwk": {…}}`).
 pub(crate) async fn add_verifier(
     State(s): State<Arc<Shared>>,
     ApiPath(agent_id): ApiPath<String>,
-    JsonBody(body): JsonBody<CreateVerifier>,
+    JsonBody(body): JsonBody<VerifierBody>,
 ) -> Result<Response, ApiError> {
-    let VerifierKind::Secret = body.kind;
     let name = opt_text("name", body.name, MAX_NAME_CHARS)?;
+    match (body.kind, body.jwk) {
+        (VerifierKind::Secret, None) => {}
+        (VerifierKind::Secret, Some(_)) => {
+            return Err(ApiError::validation(
+                "jwk is only allowed with type \"jwk\"",
+            ));
+        }
+        (VerifierKind::Jwk, None) => {
+            return Err(ApiError::validation("type \"jwk\" requires a jwk"));
+        }
+        (VerifierKind::Jwk, Some(jwk)) => return add_jwk(&s, agent_id, name, &jwk).await,
+    }
     let secret = Secret::generate()?;
     let verifier = secret_verifier(agent_id, name, s.registry.now_ms())?;
     let credential = Credential::Secret(secret.hash());
@@ -203,6 +228,49 @@ pub(crate) async fn add_verifier(
         }),
     )
         .into_response())
+}
+
+/// Registers `jwk` (checked by `agent_keys`) as a verifier of `agent_id`.
+async fn add_jwk(
+    s: &Shared,
+    agent_id: String,
+    name: Option<String>,
+    jwk: &serde_json::value::RawValue,
+) -> Result<Response, ApiError> {
+    let key = agent_keys::accept(jwk).map_err(|refusal| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_jwk",
+            refusal.to_string(),
+        )
+    })?;
+    let verifier = VerifierRecord {
+        id: new_id("v_")?,
+        agent_id,
+        kind: VerifierKind::Jwk,
+        status: VerifierStatus::Active,
+        name,
+        credential: CredentialInfo {
+            kty: Some(key.kty.to_owned()),
+            crv: key.crv.map(str::to_owned),
+            alg: Some(key.alg.as_str().to_owned()),
+            thumbprint: Some(key.thumbprint_b64()),
+            ..CredentialInfo::default()
+        },
+        usage_count: 0,
+        last_used_at: None,
+        created_at: s.registry.now_ms(),
+    };
+    let credential = Credential::Jwk {
+        thumbprint: key.thumbprint,
+        jwk: key.stored_jwk,
+    };
+    let verifier = s
+        .registry
+        .add_verifier(verifier, credential, s.admin_change())
+        .await?;
+    tracing::info!(agent_id = %verifier.agent_id, verifier_id = %verifier.id, outcome = "added", "jwk verifier added");
+    Ok((StatusCode::CREATED, Json(Data { data: verifier })).into_response())
 }
 
 /// `GET /v1/agents/{id}/verifiers` (at most 20, so never more than one page).
@@ -225,6 +293,6 @@ pub(crate) async fn delete_verifier(
     s.registry
         .delete_verifier(&agent_id, &verifier_id, s.admin_change())
         .await?;
-    tracing::info!(agent_id = %agent_id, verifier_id = %verifier_id, outcome = "removed", "secret verifier removed");
+    tracing::info!(agent_id = %agent_id, verifier_id = %verifier_id, outcome = "removed", "verifier removed");
     Ok(StatusCode::NO_CONTENT)
 }

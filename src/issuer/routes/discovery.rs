@@ -1,5 +1,7 @@
 //! Public discovery endpoints: the JWKS (`/jwks.json`, `/.well-known/jwks.json`) with
-//! `Cache-Control` and `ETag`/`If-None-Match`, and RFC 8414 authorization server metadata.
+//! `Cache-Control` and `ETag`/`If-None-Match`, RFC 8414 authorization server metadata, and the
+//! authorization endpoint it must name, which refuses everything (there is no interactive
+//! grant).
 
 use std::sync::Arc;
 
@@ -9,6 +11,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::issuer::agent_keys::ASSERTION_ALGS;
+use crate::issuer::errors::OAuthError;
 use crate::issuer::state::Shared;
 
 /// JWKS and metadata may be cached for 5 minutes (a new signing key is published well before it
@@ -60,27 +64,46 @@ pub(crate) async fn jwks(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Re
 /// RFC 8414 authorization server metadata.
 #[derive(Serialize)]
 struct Metadata<'a> {
+    /// Exactly the configured issuer URL (the tokens' `iss`), byte for byte.
     issuer: &'a str,
+    /// Present because common clients (the Python `mcp` SDK's metadata model) require it;
+    /// answers every request with an OAuth error.
+    authorization_endpoint: &'a str,
     token_endpoint: &'a str,
     jwks_uri: &'a str,
     grant_types_supported: [&'static str; 1],
-    token_endpoint_auth_methods_supported: [&'static str; 2],
-    /// No authorization endpoint: no response types.
+    token_endpoint_auth_methods_supported: [&'static str; 3],
+    token_endpoint_auth_signing_alg_values_supported: [&'static str; 5],
+    /// No interactive grant: no response types.
     response_types_supported: [&'static str; 0],
 }
 
 /// The RFC 8414 metadata document for `issuer`.
 pub(crate) fn metadata_document(issuer: &str, token_endpoint: &str, jwks_uri: &str) -> Bytes {
+    let authorization_endpoint = format!("{}/authorize", issuer.trim_end_matches('/'));
     let doc = Metadata {
         issuer,
+        authorization_endpoint: &authorization_endpoint,
         token_endpoint,
         jwks_uri,
         grant_types_supported: ["client_credentials"],
-        token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+        token_endpoint_auth_methods_supported: [
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+        ],
+        token_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGS,
         response_types_supported: [],
     };
     // Invariant: a struct of strings always serializes.
     Bytes::from(serde_json::to_vec(&doc).unwrap_or_default())
+}
+
+/// `GET`/`POST /authorize`: `400 unsupported_response_type` whatever is asked. The error is
+/// answered here rather than redirected (RFC 6749 §4.1.2.1): no client has a registered
+/// redirection URI, and an unchecked one would make this an open redirector.
+pub(crate) async fn authorize() -> Response {
+    OAuthError::unsupported_response_type().into_response()
 }
 
 /// `GET /.well-known/oauth-authorization-server`.
@@ -98,6 +121,23 @@ pub(crate) async fn metadata(State(s): State<Arc<Shared>>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_issuer_is_kept_byte_for_byte_and_endpoints_get_one_slash() {
+        for (issuer, authorize) in [
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080/authorize"),
+            ("https://auth.example/", "https://auth.example/authorize"),
+            (
+                "https://auth.example/tenant",
+                "https://auth.example/tenant/authorize",
+            ),
+        ] {
+            let doc: serde_json::Value =
+                serde_json::from_slice(&metadata_document(issuer, "t", "j")).unwrap();
+            assert_eq!(doc["issuer"], issuer);
+            assert_eq!(doc["authorization_endpoint"], authorize);
+        }
+    }
 
     #[test]
     fn if_none_match_forms() {

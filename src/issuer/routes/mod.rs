@@ -1,7 +1,7 @@
 //! HTTP: the router and the admin-key guard. Handlers validate the shape of their input, call
 //! one method of the registry (which decides), and shape its answer: [`token`] (`POST /token`),
 //! [`agents`] (agents and verifiers), [`me`] (self-service), [`orgs`], [`events`] (audit log),
-//! [`webhooks`], [`keys`] (rotation), [`discovery`] (JWKS, RFC 8414 metadata). Every extraction
+//! [`webhooks`], [`keys`] (rotation), [`discovery`] (JWKS, RFC 8414 metadata, the refusing `/authorize`). Every extraction
 //! helper is in [`extract`].
 
 pub(crate) mod agents;
@@ -76,6 +76,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route_layer(auth);
     Router::new()
         .route("/token", post(token::token))
+        .route(
+            "/authorize",
+            get(discovery::authorize).post(discovery::authorize),
+        )
         .route("/jwks.json", get(discovery::jwks))
         .route("/.well-known/jwks.json", get(discovery::jwks))
         .route(

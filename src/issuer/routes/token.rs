@@ -1,9 +1,12 @@
 //! The token endpoint, `POST /token`: OAuth 2.0 `client_credentials` (RFC 6749 §4.4) with
-//! client authentication by `client_secret_basic` or `client_secret_post` (never both),
-//! RFC 8707 `resource` → `aud`, and errors per RFC 6749 §5.2.
+//! client authentication by `client_secret_basic`, `client_secret_post` or `private_key_jwt`
+//! (RFC 7523; one method per request), RFC 8707 `resource` → `aud`, and errors per RFC 6749
+//! §5.2.
 //!
 //! Hot path: parse the form, SHA-256 the presented secret, one registry decision (one read,
-//! constant-time hash comparison), sign with the preloaded key, bump the buffered counters.
+//! constant-time hash comparison), sign with the preloaded key, bump the buffered counters. A
+//! client assertion is decided by the registry too (`registry::assertion`), which also marks
+//! its `jti` used (one write).
 
 use std::sync::Arc;
 
@@ -16,6 +19,9 @@ use serde::Serialize;
 use crate::issuer::api::TokenResponse;
 use crate::issuer::errors::OAuthError;
 use crate::issuer::keys::TOKEN_LIFETIME_SECS;
+use crate::issuer::registry::{
+    AssertionAudience, ClientGrant, JWT_BEARER_ASSERTION_TYPE, RuleError,
+};
 use crate::issuer::secrets::{Secret, is_id, new_id};
 use crate::issuer::state::Shared;
 use crate::issuer::validate::{MAX_BODY_BYTES, MAX_SCOPES, is_scope_token};
@@ -51,12 +57,14 @@ struct TokenForm {
     client_secret: Option<String>,
     scope: Option<String>,
     resource: Option<String>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
 }
 
 impl TokenForm {
     fn parse(body: &[u8]) -> Result<Self, OAuthError> {
         let mut form = Self::default();
-        let mut seen = [false; 5];
+        let mut seen = [false; 7];
         for (key, value) in url::form_urlencoded::parse(body) {
             let (slot, i) = match key.as_ref() {
                 "grant_type" => (&mut form.grant_type, 0),
@@ -64,6 +72,8 @@ impl TokenForm {
                 "client_secret" => (&mut form.client_secret, 2),
                 "scope" => (&mut form.scope, 3),
                 "resource" => (&mut form.resource, 4),
+                "client_assertion_type" => (&mut form.client_assertion_type, 5),
+                "client_assertion" => (&mut form.client_assertion, 6),
                 _ => continue,
             };
             if std::mem::replace(&mut seen[i], true) {
@@ -101,15 +111,51 @@ fn form_decode(raw: &[u8]) -> Option<String> {
 }
 
 /// How the client authenticated.
-struct ClientAuth {
-    client_id: String,
-    secret: Secret,
-    /// Through the `Authorization` header (errors then carry a `WWW-Authenticate` challenge).
-    header: bool,
+enum ClientAuth {
+    /// `client_secret_basic` or `client_secret_post`.
+    Secret {
+        client_id: String,
+        secret: Secret,
+        /// Through the `Authorization` header (errors then carry a `WWW-Authenticate`
+        /// challenge).
+        header: bool,
+    },
+    /// `private_key_jwt`: the assertion (redacted in `Debug` like any credential), and the
+    /// `client_id` parameter if sent.
+    Assertion {
+        assertion: Secret,
+        client_id: Option<String>,
+    },
 }
 
 fn client_auth(basic: BasicAuth, form: &mut TokenForm) -> Result<ClientAuth, OAuthError> {
+    if matches!(basic, BasicAuth::Multiple) {
+        return Err(OAuthError::invalid_request(
+            "more than one Authorization header",
+        ));
+    }
+    if form.client_assertion.is_some() || form.client_assertion_type.is_some() {
+        // An assertion beside any other method, or of another type, or a type without an
+        // assertion: client authentication failed (RFC 6749 §2.3 allows one method).
+        let basic_used = !matches!(basic, BasicAuth::Absent);
+        if basic_used || form.client_secret.is_some() {
+            return Err(OAuthError::invalid_client(basic_used));
+        }
+        return match (
+            form.client_assertion_type.take(),
+            form.client_assertion.take(),
+        ) {
+            (Some(kind), Some(assertion)) if kind == JWT_BEARER_ASSERTION_TYPE => {
+                Ok(ClientAuth::Assertion {
+                    assertion: Secret::new(assertion),
+                    client_id: form.client_id.take(),
+                })
+            }
+            _ => Err(OAuthError::invalid_client(false)),
+        };
+    }
     match basic {
+        // Refused above.
         BasicAuth::Multiple => Err(OAuthError::invalid_request(
             "more than one Authorization header",
         )),
@@ -129,14 +175,14 @@ fn client_auth(basic: BasicAuth, form: &mut TokenForm) -> Result<ClientAuth, OAu
                     "client_id in the body differs from the HTTP Basic user name",
                 ));
             }
-            Ok(ClientAuth {
+            Ok(ClientAuth::Secret {
                 client_id,
                 secret: Secret::new(secret),
                 header: true,
             })
         }
         BasicAuth::Absent => match (form.client_id.take(), form.client_secret.take()) {
-            (Some(client_id), Some(secret)) => Ok(ClientAuth {
+            (Some(client_id), Some(secret)) => Ok(ClientAuth::Secret {
                 client_id,
                 secret: Secret::new(secret),
                 header: false,
@@ -178,6 +224,64 @@ fn check_resource(resource: &str) -> Result<(), OAuthError> {
     crate::issuer::validate::resource_syntax(resource).map_err(OAuthError::invalid_target)
 }
 
+/// The grant of the authenticated client, or `invalid_client`.
+async fn authenticate(s: &Shared, auth: ClientAuth) -> Result<ClientGrant, OAuthError> {
+    let storage_failed = |e: RuleError| {
+        tracing::error!(error = %e, "token endpoint: storage failed");
+        OAuthError::server_error()
+    };
+    match auth {
+        ClientAuth::Secret {
+            client_id,
+            secret,
+            header,
+        } => {
+            let grant = s
+                .registry
+                .authenticate_secret(&client_id, secret.hash())
+                .await
+                .map_err(storage_failed)?;
+            grant.ok_or_else(|| {
+                // Log the client id only when it has the shape of one (never echo input).
+                let client = if is_id(&client_id, "agt_") {
+                    client_id.as_str()
+                } else {
+                    "<malformed>"
+                };
+                tracing::info!(
+                    client_id = client,
+                    outcome = "invalid_client",
+                    "token refused"
+                );
+                OAuthError::invalid_client(header)
+            })
+        }
+        ClientAuth::Assertion {
+            assertion,
+            client_id,
+        } => {
+            let audience = AssertionAudience {
+                token_endpoint: &s.token_endpoint,
+                issuer: &s.issuer_url,
+            };
+            let outcome = s
+                .registry
+                .authenticate_assertion(assertion.expose(), client_id.as_deref(), audience)
+                .await
+                .map_err(storage_failed)?;
+            outcome.map_err(|refusal| {
+                tracing::info!(
+                    method = "private_key_jwt",
+                    reason = refusal.reason(),
+                    outcome = "invalid_client",
+                    "token refused"
+                );
+                OAuthError::invalid_client(false)
+            })
+        }
+    }
+}
+
 /// `POST /token`.
 pub(crate) async fn token(State(s): State<Arc<Shared>>, req: Request) -> Response {
     match issue(&s, req).await {
@@ -216,28 +320,7 @@ async fn issue(s: &Shared, req: Request) -> Result<Response, OAuthError> {
         check_resource(resource)?;
     }
 
-    let grant = s
-        .registry
-        .authenticate_secret(&auth.client_id, auth.secret.hash())
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "token endpoint: storage failed");
-            OAuthError::server_error()
-        })?;
-    let Some(grant) = grant else {
-        // Log the client id only when it has the shape of one (never echo arbitrary input).
-        let client = if is_id(&auth.client_id, "agt_") {
-            auth.client_id.as_str()
-        } else {
-            "<malformed>"
-        };
-        tracing::info!(
-            client_id = client,
-            outcome = "invalid_client",
-            "token refused"
-        );
-        return Err(OAuthError::invalid_client(auth.header));
-    };
+    let grant = authenticate(s, auth).await?;
 
     let scopes = match requested {
         None => grant.scopes.clone(),

@@ -65,17 +65,26 @@ impl StorageError {
 }
 
 /// What the token endpoint checks a presented credential against. Secrets are stored only as
-/// their SHA-256.
+/// their SHA-256; public keys as their JWK and RFC 7638 thumbprint.
 #[derive(Clone)]
 pub(crate) enum Credential {
     /// A shared secret's SHA-256.
     Secret(SecretHash),
+    /// An agent's public key (`private_key_jwt`).
+    Jwk {
+        /// RFC 7638 SHA-256 thumbprint: one key belongs to one agent.
+        thumbprint: [u8; 32],
+        /// The public JWK as accepted at registration (`issuer::agent_keys`).
+        jwk: String,
+    },
 }
 
 impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Secret(_) => f.write_str("Credential::Secret(<redacted>)"),
+            // Public material, but nothing needs it in logs.
+            Self::Jwk { .. } => f.write_str("Credential::Jwk"),
         }
     }
 }
@@ -181,6 +190,24 @@ pub(crate) trait Tx {
     ) -> Result<(), StorageError>;
     /// Removes a verifier; `false` if there was none.
     fn delete_verifier(&mut self, id: &str) -> Result<bool, StorageError>;
+
+    /// Forgets the used client-assertion `jti`s that expired at or before `now_ms`: of one
+    /// agent, or of every agent when `None`.
+    fn purge_assertion_jtis(
+        &mut self,
+        agent_id: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StorageError>;
+    /// How many used client-assertion `jti`s of `agent_id` are kept.
+    fn assertion_jti_count(&mut self, agent_id: &str) -> Result<u64, StorageError>;
+    /// Keeps a used `jti` of `agent_id` until `expires_at` (ms); `Duplicate` if it is kept
+    /// already.
+    fn insert_assertion_jti(
+        &mut self,
+        agent_id: &str,
+        jti: &str,
+        expires_at: i64,
+    ) -> Result<(), StorageError>;
 
     /// One organization.
     fn organization(&mut self, id: &str) -> Result<Option<OrganizationRecord>, StorageError>;

@@ -111,6 +111,20 @@ CREATE TABLE admin_key (
     created_at INTEGER NOT NULL
 );
 "#,
+    // Keyed agents (`jwk` verifiers, `private_key_jwt`): a key's public JWK beside its RFC 7638
+    // thumbprint (in `hash`), one agent per key, and the client assertions' used `jti`s, kept
+    // until the assertion expires.
+    r#"
+ALTER TABLE verifiers ADD COLUMN jwk TEXT;
+CREATE UNIQUE INDEX verifiers_jwk_thumbprint ON verifiers(hash) WHERE jwk IS NOT NULL;
+CREATE TABLE assertion_jtis (
+    agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+    jti TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (agent_id, jti)
+) WITHOUT ROWID;
+CREATE INDEX assertion_jtis_expiry ON assertion_jtis(expires_at);
+"#,
 ];
 
 /// Reader connections of a file database, besides the writer.

@@ -15,6 +15,8 @@ use crate::issuer::storage::{
     WebhookKey, decode_cursor, page_of,
 };
 
+mod jtis;
+
 /// A transaction (or a read snapshot) on one connection.
 pub(super) struct SqliteTx<'c> {
     conn: &'c Connection,
@@ -256,21 +258,32 @@ impl Tx for SqliteTx<'_> {
     fn credentials(&mut self, agent_id: &str) -> Result<Vec<(String, Credential)>, StorageError> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT id, hash FROM verifiers WHERE agent_id = ?1 ORDER BY seq")
+            .prepare_cached("SELECT id, hash, jwk FROM verifiers WHERE agent_id = ?1 ORDER BY seq")
             .map_err(backend)?;
         let rows = stmt
             .query_map([agent_id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
             })
             .map_err(backend)?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, hash) = row.map_err(backend)?;
+            let (id, hash, jwk) = row.map_err(backend)?;
             // A hash of the wrong length cannot have come from this code: it matches nothing.
             let Ok(hash) = <[u8; 32]>::try_from(hash) else {
                 continue;
             };
-            out.push((id, Credential::Secret(SecretHash::from_bytes(hash))));
+            let credential = match jwk {
+                None => Credential::Secret(SecretHash::from_bytes(hash)),
+                Some(jwk) => Credential::Jwk {
+                    thumbprint: hash,
+                    jwk,
+                },
+            };
+            out.push((id, credential));
         }
         Ok(out)
     }
@@ -280,17 +293,42 @@ impl Tx for SqliteTx<'_> {
         verifier: &VerifierRecord,
         credential: &Credential,
     ) -> Result<(), StorageError> {
-        let Credential::Secret(hash) = credential;
+        let (hash, jwk) = match credential {
+            Credential::Secret(hash) => (hash.as_bytes(), None),
+            Credential::Jwk { thumbprint, jwk } => (thumbprint, Some(jwk)),
+        };
         self.execute(
-            "INSERT INTO verifiers (id, agent_id, hash, record) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO verifiers (id, agent_id, hash, jwk, record) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
                 verifier.id,
                 verifier.agent_id,
-                hash.as_bytes().as_slice(),
+                hash.as_slice(),
+                jwk,
                 to_json(verifier)?
             ],
         )
         .map(drop)
+    }
+
+    fn purge_assertion_jtis(
+        &mut self,
+        agent_id: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        jtis::purge(self, agent_id, now_ms)
+    }
+
+    fn assertion_jti_count(&mut self, agent_id: &str) -> Result<u64, StorageError> {
+        jtis::count(self, agent_id)
+    }
+
+    fn insert_assertion_jti(
+        &mut self,
+        agent_id: &str,
+        jti: &str,
+        expires_at: i64,
+    ) -> Result<(), StorageError> {
+        jtis::insert(self, agent_id, jti, expires_at)
     }
 
     fn delete_verifier(&mut self, id: &str) -> Result<bool, StorageError> {
