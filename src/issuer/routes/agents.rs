@@ -123,7 +123,9 @@ pub(crate) async fn update(
     ApiPath(id): ApiPath<String>,
     JsonBody(body): JsonBody<UpdateAgent>,
 ) -> Result<Json<Data<AgentRecord>>, ApiError> {
-    let now = s.registry.now_ms();
+    // One clock reading: a new `expires_at` counts from the same instant as `updated_at`.
+    let change = s.admin_change();
+    let now = change.at;
     let status_reason = opt_text("status_reason", body.status_reason, MAX_REASON_CHARS)?;
     match (body.status, &status_reason) {
         (Some(AgentStatus::Suspended), None) => {
@@ -162,10 +164,7 @@ pub(crate) async fn update(
         status: body.status,
         status_reason,
     };
-    let agent = s
-        .registry
-        .update_agent(&id, patch, s.admin_change())
-        .await?;
+    let agent = s.registry.update_agent(&id, patch, change).await?;
     tracing::info!(agent_id = %agent.id, status = ?agent.status, outcome = "updated", "agent updated");
     Ok(Json(Data { data: agent }))
 }
