@@ -344,6 +344,43 @@ async fn private_key_jwt_sends_a_signed_assertion_for_the_token_endpoint() {
     assert!(claims["jti"].as_str().is_some_and(|j| j.len() >= 16));
 }
 
+#[tokio::test]
+async fn private_key_jwt_with_a_registered_key_mints_tokens_the_issuer_signed() {
+    const AUD: &str = "https://api.example.com/tickets";
+    // Straight to the issuer: the assertion's `aud` names the token endpoint the metadata
+    // gives, and the issuer accepts only its own (a proxy's URL would be refused, rightly).
+    let (issuer, agent, _proxy) = setup().await;
+    let jwk = PrivateJwk::generate(None).unwrap();
+    issuer
+        .admin()
+        .add_jwk(&agent.id, Some("runtime key"), jwk.public_jwk())
+        .await
+        .unwrap();
+    let tokens = TokenSource::builder(
+        issuer.url(),
+        agent.id.clone(),
+        ClientCredential::private_key_jwt(jwk),
+    )
+    .scopes(["tickets:read"])
+    .resource(AUD)
+    .retry(RetryPolicy::none())
+    .build()
+    .unwrap();
+    let first = tokens.token().await.unwrap();
+    let auth = agent_auth::AgentAuth::new(&issuer)
+        .audience(AUD)
+        .build()
+        .unwrap();
+    let verified = auth.verify(first.expose()).await.unwrap();
+    assert_eq!(verified.id(), agent.id);
+    assert_eq!(verified.scopes().collect::<Vec<_>>(), ["tickets:read"]);
+    // A second mint carries a new `jti`: the issuer's replay guard does not refuse it.
+    tokens.invalidate(&first);
+    let second = tokens.token().await.unwrap();
+    assert_ne!(second.expose(), first.expose());
+    assert_eq!(auth.verify(second.expose()).await.unwrap().id(), agent.id);
+}
+
 #[test]
 fn bad_configuration_is_refused_at_build() {
     use agent_auth::client::BuildError;
