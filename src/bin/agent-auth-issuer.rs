@@ -115,28 +115,45 @@ fn admin_key_source(in_memory: bool) -> Result<KeySource, String> {
     }
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM. The handlers are installed by this call, before the future
+/// is first polled: a supervisor that signals as soon as it reads "listening" must not kill
+/// the process with the default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    {
+    let wait = {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            match (interrupt, terminate) {
+                (Ok(mut int), Ok(mut term)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                (Ok(mut int), Err(_)) => {
+                    int.recv().await;
+                }
+                (Err(_), Ok(mut term)) => {
+                    term.recv().await;
+                }
+                // No signal handler: run until killed.
+                (Err(_), Err(_)) => std::future::pending::<()>().await,
             }
         }
-    }
+    };
     #[cfg(not(unix))]
-    if tokio::signal::ctrl_c().await.is_err() {
-        // No signal handler: run until killed.
-        std::future::pending::<()>().await;
+    let wait = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            // No signal handler: run until killed.
+            std::future::pending::<()>().await;
+        }
+    };
+    async move {
+        wait.await;
+        tracing::info!("shutting down");
     }
-    tracing::info!("shutting down");
 }
 
 /// `e: cause: cause…` on one line.
@@ -226,8 +243,9 @@ async fn main() -> ExitCode {
         );
         print_key(&key);
     }
+    let shutdown = shutdown_signal();
     println!("agent-auth issuer {} listening on {local}", issuer.url());
-    match issuer.serve(listener, shutdown_signal()).await {
+    match issuer.serve(listener, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
