@@ -196,8 +196,8 @@ impl AdminKey {
     }
 
     /// What the database keeps of this key: its id and its secret's SHA-256.
-    pub(crate) fn stored(&self, created_at: i64) -> crate::issuer::storage::StoredAdminKey {
-        crate::issuer::storage::StoredAdminKey {
+    pub(crate) fn stored(&self, created_at: i64) -> StoredAdminKey {
+        StoredAdminKey {
             id: self.id.clone(),
             secret_hash: self.secret.hash(),
             created_at,
@@ -213,6 +213,15 @@ impl AdminKey {
     }
 }
 
+/// The admin key as stored: its id and the SHA-256 of its secret (never the secret).
+#[derive(Debug, Clone)]
+pub(crate) struct StoredAdminKey {
+    pub(crate) id: String,
+    pub(crate) secret_hash: SecretHash,
+    /// When it was generated (ms).
+    pub(crate) created_at: i64,
+}
+
 /// What the server keeps of the admin key: hashes, compared in constant time.
 #[derive(Debug, Clone)]
 pub(crate) struct AdminVerifier {
@@ -223,7 +232,7 @@ pub(crate) struct AdminVerifier {
 
 impl AdminVerifier {
     /// The verifier of a stored key.
-    pub(crate) fn from_stored(key: &crate::issuer::storage::StoredAdminKey) -> Self {
+    pub(crate) fn from_stored(key: &StoredAdminKey) -> Self {
         Self {
             id: key.id.clone(),
             id_hash: SecretHash::of(key.id.as_bytes()),
@@ -232,7 +241,7 @@ impl AdminVerifier {
     }
 
     /// Whether `key` is the key this verifies (same id and secret hash).
-    pub(crate) fn is(&self, key: &crate::issuer::storage::StoredAdminKey) -> bool {
+    pub(crate) fn is(&self, key: &StoredAdminKey) -> bool {
         self.id == key.id && self.secret_hash.ct_eq(&key.secret_hash)
     }
 

@@ -24,6 +24,7 @@ use super::model::{
     VerifierRecord, WebhookRecord,
 };
 use super::secrets::SecretHash;
+pub(crate) use super::secrets::StoredAdminKey;
 
 /// Where the issuer keeps its state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,15 +113,6 @@ impl fmt::Debug for StoredSigningKey {
             .field("signs_from", &self.signs_from)
             .finish()
     }
-}
-
-/// The admin key as stored: its id and the SHA-256 of its secret (never the secret).
-#[derive(Debug, Clone)]
-pub(crate) struct StoredAdminKey {
-    pub(crate) id: String,
-    pub(crate) secret_hash: SecretHash,
-    /// When it was generated (ms).
-    pub(crate) created_at: i64,
 }
 
 /// A webhook signing key (the bytes behind `whsec_…`). `Debug` redacts it.
