@@ -257,6 +257,49 @@ async fn two_replicas_behave_as_one_issuer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_starting_together_migrate_once_and_agree_on_one_signing_key() {
+    let Some((_pg, s)) = postgres().await else {
+        return;
+    };
+    let starts = (0..4).map(|_| Replica::start(&s));
+    let replicas = futures_util::future::join_all(starts).await;
+    let kid = replicas[0].issuer.signing_kid();
+    assert!(replicas.iter().all(|r| r.issuer.signing_kid() == kid));
+    let (client, conn) = tokio_postgres::connect(&s.db, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let keys = client
+        .query("SELECT count(*) FROM signing_keys", &[])
+        .await
+        .unwrap();
+    assert_eq!(keys[0].get::<_, i64>(0), 1);
+    let version = client
+        .query("SELECT version FROM agent_auth_schema", &[])
+        .await
+        .unwrap();
+    assert_eq!(version.len(), 1, "one schema version row");
+    // A database written by a newer issuer is refused, not downgraded.
+    client
+        .execute("UPDATE agent_auth_schema SET version = version + 1", &[])
+        .await
+        .unwrap();
+    let newer = Issuer::builder()
+        .issuer_url(ISSUER_URL)
+        .admin_key(s.admin.clone())
+        .database(Database::Postgres(s.db.clone()))
+        .key_encryption_key(KeyEncryptionKey::from_bytes(&s.kek).unwrap())
+        .build()
+        .await;
+    assert!(matches!(
+        newer,
+        Err(agent_auth::issuer::IssuerError::Storage(
+            agent_auth::issuer::StorageError::SchemaTooNew { .. }
+        ))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_key_is_published_by_every_replica_before_either_signs_with_it() {
     let Some((_pg, s)) = postgres().await else {
         return;

@@ -460,3 +460,13 @@ pub(crate) fn page_of<T>(mut picked: Vec<(u64, T)>, limit: usize, tag: char) -> 
         next_cursor,
     }
 }
+
+#[cfg(all(test, feature = "postgres"))]
+mod tests {
+    /// Each SQLite migration has its PostgreSQL twin at the same place: a migration added to
+    /// one list and not the other fails here.
+    #[test]
+    fn every_sqlite_migration_has_its_postgres_twin() {
+        assert_eq!(super::sqlite::MIGRATIONS.len(), super::postgres::MIGRATIONS.len());
+    }
+}

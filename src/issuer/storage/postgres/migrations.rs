@@ -3,7 +3,7 @@
 //! migration is appended to both lists.
 
 /// Schema migrations, applied in order; `agent_auth_schema.version` is the number applied.
-pub(super) const MIGRATIONS: &[&str] = &[
+pub(in crate::issuer::storage) const MIGRATIONS: &[&str] = &[
     // 1: the schema.
     r#"
 CREATE TABLE agents (

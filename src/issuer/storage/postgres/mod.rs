@@ -27,7 +27,7 @@ use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
 use super::{StorageError, Tx};
-use migrations::MIGRATIONS;
+pub(super) use migrations::MIGRATIONS;
 use tx::{PgTx, TxState};
 
 /// Most runs of one write after serialization failures.
