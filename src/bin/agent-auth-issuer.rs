@@ -1,12 +1,18 @@
 //! `agent-auth-issuer`: the bundled OAuth 2.0 issuer for AI agents, as a server.
 //!
 //! ```text
-//! agent-auth-issuer [--db PATH | --in-memory] [--listen 127.0.0.1:8080] [--issuer-url URL]
-//!                   [--key-publish-delay SECS] [--allow-insecure-webhooks] [--allow-private-webhooks]
+//! agent-auth-issuer [--db PATH|postgres://… | --in-memory] [--listen 127.0.0.1:8080] [--issuer-url URL]
+//!                   [--key-publish-delay SECS] [--durable-counters]
+//!                   [--allow-insecure-webhooks] [--allow-private-webhooks]
 //! ```
 //!
 //! State lives in SQLite by default (`--db`, default `agent-auth-issuer.db` in the working
-//! directory; created `0600`); `--in-memory` keeps it in memory (lost on exit).
+//! directory; created `0600`); `--in-memory` keeps it in memory (lost on exit); `--db
+//! postgres://…` keeps it in PostgreSQL (feature `postgres`), which several replicas may share.
+//!
+//! Signing keys are encrypted at rest with `AGENT_AUTH_KEY_ENCRYPTION_KEY` (base64 of 32 random
+//! bytes): required with PostgreSQL, used with SQLite when set; missing (with PostgreSQL) or
+//! malformed, it exits 2.
 //!
 //! The admin key comes from `AGENT_AUTH_ADMIN_KEY_ID` / `AGENT_AUTH_ADMIN_KEY_SECRET` (a secret
 //! of at least 32 characters, else it exits 2). If they are unset, the key kept in the
@@ -17,10 +23,11 @@
 //! (`RUST_LOG`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use agent_auth::issuer::{AdminKey, Database, Issuer, IssuerError, WebhookPolicy};
+use agent_auth::issuer::{
+    AdminKey, Database, Issuer, IssuerError, KeyEncryptionKey, StorageError, WebhookPolicy,
+};
 use clap::{ArgGroup, Parser, Subcommand};
 
 /// The database file when neither `--db` nor `--in-memory` is given.
@@ -37,15 +44,20 @@ struct Args {
     /// Issuer URL: the tokens' `iss` (default: http://{listen}, with the bound port).
     #[arg(long)]
     issuer_url: Option<String>,
-    /// SQLite database file, the default storage (created 0600 if missing).
-    #[arg(long, value_name = "PATH")]
-    db: Option<PathBuf>,
+    /// SQLite database file, the default storage (created 0600 if missing), or a
+    /// `postgres://user:password@host:port/dbname` URL (replicas may share it).
+    #[arg(long, value_name = "PATH|URL")]
+    db: Option<String>,
     /// Keep everything in memory (lost on exit).
     #[arg(long)]
     in_memory: bool,
     /// Seconds a rotated signing key is published before it signs (the JWKS max-age).
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     key_publish_delay: u64,
+    /// Write usage counters with each token instead of once a second (a crash, even SIGKILL,
+    /// then loses none; by default it loses at most the last second's counts).
+    #[arg(long)]
+    durable_counters: bool,
     /// Accept `http` webhook URLs to loopback (local development).
     #[arg(long)]
     allow_insecure_webhooks: bool,
@@ -61,9 +73,9 @@ enum Command {
     /// Replace the admin key kept in the database and print the new one (a running issuer on
     /// that database switches to it within a second).
     RotateAdminKey {
-        /// The issuer's SQLite database file.
-        #[arg(long, value_name = "PATH")]
-        db: PathBuf,
+        /// The issuer's SQLite database file or PostgreSQL URL.
+        #[arg(long, value_name = "PATH|URL")]
+        db: String,
     },
 }
 
@@ -83,13 +95,16 @@ fn print_key(key: &AdminKey) {
     println!("AGENT_AUTH_ADMIN_KEY_SECRET={}", key.secret().expose());
 }
 
-async fn rotate(db: PathBuf) -> ExitCode {
-    match agent_auth::issuer::rotate_admin_key(&Database::Sqlite(db.clone())).await {
+async fn rotate(db: String) -> ExitCode {
+    let database = Database::parse(&db);
+    match agent_auth::issuer::rotate_admin_key(&database).await {
         Ok(key) => {
-            eprintln!(
-                "The admin key kept in {} was replaced (shown once):",
-                db.display()
-            );
+            let place = if database.is_postgres() {
+                "the PostgreSQL database".to_owned()
+            } else {
+                db
+            };
+            eprintln!("The admin key kept in {place} was replaced (shown once):");
             print_key(&key);
             ExitCode::SUCCESS
         }
@@ -185,7 +200,14 @@ async fn main() -> ExitCode {
     let database = if args.in_memory {
         Database::InMemory
     } else {
-        Database::Sqlite(args.db.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DB)))
+        Database::parse(args.db.as_deref().unwrap_or(DEFAULT_DB))
+    };
+    let key_encryption = match KeyEncryptionKey::from_env() {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
     };
 
     let source = match admin_key_source(args.in_memory) {
@@ -209,10 +231,15 @@ async fn main() -> ExitCode {
         KeySource::Env(key) | KeySource::Generated(key) => Issuer::builder().admin_key(key.clone()),
         KeySource::Stored => Issuer::builder().admin_key_from_database(),
     };
+    let builder = match key_encryption {
+        Some(k) => builder.key_encryption_key(k),
+        None => builder,
+    };
     let issuer = match builder
         .issuer_url(issuer_url)
         .database(database)
         .key_publish_delay(std::time::Duration::from_secs(args.key_publish_delay))
+        .durable_counters(args.durable_counters)
         .webhook_policy(WebhookPolicy {
             allow_insecure: args.allow_insecure_webhooks,
             allow_private: args.allow_private_webhooks,
@@ -222,7 +249,12 @@ async fn main() -> ExitCode {
     {
         Ok(issuer) => issuer,
         // A configuration the operator must fix (exit 2), not a failure at run time.
-        Err(e @ (IssuerError::InvalidAdminKey(_) | IssuerError::InvalidIssuerUrl(_))) => {
+        Err(
+            e @ (IssuerError::InvalidAdminKey(_)
+            | IssuerError::InvalidIssuerUrl(_)
+            | IssuerError::KeyEncryptionKeyRequired
+            | IssuerError::Storage(StorageError::PostgresNotBuilt)),
+        ) => {
             eprintln!("error: {}", with_causes(&e));
             return ExitCode::from(2);
         }

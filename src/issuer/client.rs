@@ -509,17 +509,21 @@ impl AdminClient {
         scopes: Option<&[&str]>,
         resource: Option<&str>,
     ) -> Result<TokenResponse, ClientError> {
-        let mut form = url::form_urlencoded::Serializer::new(String::new());
-        form.append_pair("grant_type", "client_credentials")
-            .append_pair("client_id", client_id)
-            .append_pair("client_secret", secret);
-        if let Some(scopes) = scopes {
-            form.append_pair("scope", &scopes.join(" "));
-        }
-        if let Some(resource) = resource {
-            form.append_pair("resource", resource);
-        }
-        let body = Secret::new(form.finish());
+        // The serializer is not `Send`: built and dropped before any `.await`, so that the
+        // returned future can be spawned.
+        let body = {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            form.append_pair("grant_type", "client_credentials")
+                .append_pair("client_id", client_id)
+                .append_pair("client_secret", secret);
+            if let Some(scopes) = scopes {
+                form.append_pair("scope", &scopes.join(" "));
+            }
+            if let Some(resource) = resource {
+                form.append_pair("resource", resource);
+            }
+            Secret::new(form.finish())
+        };
         let res = self
             .http
             .post(self.url(&["token"])?)

@@ -51,6 +51,11 @@ pub enum IssuerError {
     /// The admin key id or secret is empty or contains `:` / control characters.
     #[error("invalid admin key: {0}")]
     InvalidAdminKey(&'static str),
+    /// PostgreSQL storage without a key-encryption key (`AGENT_AUTH_KEY_ENCRYPTION_KEY`).
+    #[error(
+        "PostgreSQL storage requires AGENT_AUTH_KEY_ENCRYPTION_KEY (base64 of 32 random bytes) to encrypt the signing keys"
+    )]
+    KeyEncryptionKeyRequired,
     /// The database could not be opened or failed.
     #[error(transparent)]
     Storage(#[from] StorageError),

@@ -345,6 +345,23 @@ impl KeyRing {
         Ok(set)
     }
 
+    /// Whether `stored` differs from the keys this ring holds (by id and times).
+    pub(crate) fn differs_from(&self, stored: &[StoredSigningKey]) -> bool {
+        let held = self
+            .stored
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let ids = |keys: &[StoredSigningKey]| -> Vec<(String, i64, i64)> {
+            let mut v: Vec<_> = keys
+                .iter()
+                .map(|k| (k.kid.clone(), k.created_at, k.signs_from))
+                .collect();
+            v.sort();
+            v
+        };
+        ids(&held) != ids(stored)
+    }
+
     /// Replaces the stored keys (after a rotation or a pruning) and republishes at `now_ms`.
     pub(crate) fn replace(
         &self,

@@ -97,6 +97,7 @@ mod client;
 mod clock;
 mod delivery;
 mod errors;
+mod key_encryption;
 mod keys;
 mod model;
 mod registry;
@@ -105,6 +106,8 @@ mod secrets;
 mod serve;
 mod state;
 mod storage;
+#[cfg(feature = "postgres")]
+mod test_postgres;
 mod testing;
 mod validate;
 mod webhook_target;
@@ -127,6 +130,7 @@ pub use client::{AdminClient, ClientError, EventQuery};
 pub use clock::{Clock, OffsetClock, SystemClock};
 pub use delivery::RetryPolicy;
 pub use errors::{IssuerError, IssuerUrlError};
+pub use key_encryption::{KEY_ENCRYPTION_KEY_ENV, KeyEncryptionKey, KeyEncryptionKeyError};
 pub use keys::{
     DEFAULT_KEY_PUBLISH_DELAY, KeyError, RETIRED_KEY_PUBLISHED_MS, TOKEN_LIFETIME_SECS,
 };
@@ -136,15 +140,18 @@ pub use model::{
     WebhookRecord,
 };
 pub use registry::{
-    ADMIN_FAILURES_PER_MINUTE, ASSERTION_LEEWAY_SECS, MAX_AGENT_EVENTS, MAX_ASSERTION_BYTES,
-    MAX_ASSERTION_JTIS_PER_AGENT, MAX_ASSERTION_LIFETIME_SECS, MAX_DELIVERY_ATTEMPTS,
-    MAX_JTI_CHARS, MAX_PENDING_DELIVERIES, MAX_VERIFIERS_PER_AGENT, MAX_WEBHOOKS, OutboxBounds,
-    SELF_SERVICE_WRITES_PER_MINUTE,
+    ADMIN_FAILURES_PER_MINUTE, ASSERTION_LEEWAY_SECS, DELIVERY_LEASE_MS, MAX_AGENT_EVENTS,
+    MAX_ASSERTION_BYTES, MAX_ASSERTION_JTIS_PER_AGENT, MAX_ASSERTION_LIFETIME_SECS,
+    MAX_DELIVERY_ATTEMPTS, MAX_JTI_CHARS, MAX_PENDING_DELIVERIES, MAX_VERIFIERS_PER_AGENT,
+    MAX_WEBHOOKS, OutboxBounds, SELF_SERVICE_WRITES_PER_MINUTE,
 };
 pub use routes::webhooks::MAX_WEBHOOK_URL_LEN;
 pub use secrets::{AdminKey, RandomError, SECRET_LEN, Secret};
 pub use serve::HttpLimits;
+pub use state::MIN_SHARED_PUBLISH_DELAY;
 pub use storage::{Database, StorageError};
+#[cfg(feature = "postgres")]
+pub use test_postgres::{POSTGRES_SKIPPED, TestPostgres, postgres_required};
 pub use testing::{TestAgent, TestIssuer, TokenSpec};
 pub use validate::{
     DEFAULT_PAGE_LIMIT, MAX_BODY_BYTES, MAX_DESCRIPTION_CHARS, MAX_EXPIRES_IN_SECS,
@@ -173,6 +180,8 @@ pub struct IssuerBuilder {
     admin_key: Option<AdminKey>,
     stored_admin_key: bool,
     database: Option<Database>,
+    key_encryption: Option<KeyEncryptionKey>,
+    durable_counters: bool,
     clock: Option<Arc<dyn Clock>>,
     retry: Option<RetryPolicy>,
     key_publish_delay: Option<std::time::Duration>,
@@ -208,6 +217,23 @@ impl IssuerBuilder {
     /// Where state is kept (default: [`Database::InMemory`]).
     pub fn database(mut self, database: Database) -> Self {
         self.database = Some(database);
+        self
+    }
+
+    /// Encrypts the signing keys at rest (AES-256-GCM) with `key`: required for
+    /// [`Database::Postgres`], used for SQLite when given (keys stored plain before are
+    /// encrypted at this start). See [`KeyEncryptionKey::from_env`].
+    pub fn key_encryption_key(mut self, key: KeyEncryptionKey) -> Self {
+        self.key_encryption = Some(key);
+        self
+    }
+
+    /// Writes the usage counters (`token_count`, `usage_count`, `last_used_at`,
+    /// `last_activity_at`) with each token, so that a crash (even `SIGKILL`) loses none of
+    /// them. Default `false`: they are buffered and written every [`FLUSH_INTERVAL`], and a
+    /// crash loses at most that interval's counts (a clean shutdown loses none).
+    pub fn durable_counters(mut self, durable: bool) -> Self {
+        self.durable_counters = durable;
         self
     }
 
@@ -264,15 +290,23 @@ impl IssuerBuilder {
         } else if !self.stored_admin_key {
             return Err(IssuerError::MissingAdminKey);
         }
-        let storage = Storage::open(&self.database.unwrap_or(Database::InMemory)).await?;
+        let database = self.database.unwrap_or(Database::InMemory);
+        if database.is_postgres() && self.key_encryption.is_none() {
+            return Err(IssuerError::KeyEncryptionKeyRequired);
+        }
+        let storage = Storage::open(&database).await?;
         let clock = self
             .clock
             .unwrap_or_else(|| Arc::new(SystemClock) as Arc<dyn Clock>);
-        let registry = Arc::new(Registry::new(
-            storage,
-            Arc::clone(&clock),
-            self.outbox_bounds.unwrap_or_default(),
-        ));
+        let registry = Arc::new(
+            Registry::new(
+                storage,
+                Arc::clone(&clock),
+                self.outbox_bounds.unwrap_or_default(),
+            )
+            .with_key_encryption(self.key_encryption.map(Arc::new))
+            .with_durable_counters(self.durable_counters),
+        );
 
         // Self-service is verified by this crate's middleware with the issuer's own keys,
         // handed over in process by the key ring: never fetched from the public URL, which

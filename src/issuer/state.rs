@@ -14,6 +14,11 @@ use super::registry::{Change, Registry};
 use super::secrets::AdminVerifier;
 use super::storage::StoredSigningKey;
 
+/// The shortest publish delay of a rotated key when replicas share the storage: each rereads the
+/// keys every [`FLUSH_INTERVAL`](super::FLUSH_INTERVAL), so every replica publishes the key well
+/// before any signs with it.
+pub const MIN_SHARED_PUBLISH_DELAY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// State shared by every handler.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -72,6 +77,15 @@ impl Shared {
         let created_at = now.max(newest.saturating_add(1));
         let delay = if immediate {
             0
+        } else if self.registry.is_shared() {
+            // Every replica rereads the keys each flush: none signs with the key before all
+            // publish it.
+            i64::try_from(
+                self.key_publish_delay
+                    .max(MIN_SHARED_PUBLISH_DELAY)
+                    .as_millis(),
+            )
+            .unwrap_or(i64::MAX)
         } else {
             i64::try_from(self.key_publish_delay.as_millis()).unwrap_or(i64::MAX)
         };
@@ -91,11 +105,28 @@ impl Shared {
             .await
             .map_err(IssuerError::from_rule)?;
         self.reload_admin_key().await?;
+        self.reload_keys().await?;
         self.registry
             .purge_expired_jtis()
             .await
             .map_err(IssuerError::from_rule)?;
         self.forget_expired_keys().await
+    }
+
+    /// With replicas: picks up the signing keys another replica stored (a rotation, a pruning),
+    /// so that every replica publishes a rotated key within a flush interval.
+    async fn reload_keys(&self) -> Result<(), IssuerError> {
+        if !self.registry.is_shared() {
+            return Ok(());
+        }
+        let _changing = self.key_changes.lock().await;
+        let stored = self.registry.signing_keys().await?;
+        if self.keys.differs_from(&stored) {
+            let kids: Vec<&str> = stored.iter().map(|k| k.kid.as_str()).collect();
+            self.keys.replace(stored.clone(), self.registry.now_ms())?;
+            tracing::info!(?kids, "signing keys reloaded from the database");
+        }
+        Ok(())
     }
 
     /// Picks up an admin key rotated in the database by another process.

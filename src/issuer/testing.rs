@@ -26,7 +26,9 @@ use super::webhook_target::WebhookPolicy;
 ///
 /// It listens on `127.0.0.1` on an ephemeral port, keeps its data in SQLite in memory (the
 /// code `--db` runs; in a fresh SQLite file instead when `AGENT_AUTH_TEST_STORE=sqlite`, to run a
-/// suite on the file's WAL mode and reader connections too), uses a fresh
+/// suite on the file's WAL mode and reader connections too; in a fresh PostgreSQL database on a
+/// [`TestPostgres`](super::TestPostgres) server when `AGENT_AUTH_TEST_STORE=postgres`, feature
+/// `postgres`), uses a fresh
 /// admin key, accepts webhooks to plain-http loopback receivers (a [`WebhookPolicy`] with both
 /// allowances), retries webhook deliveries quickly (50 ms, doubling, at most 1 s apart), and runs
 /// on an [`OffsetClock`] that [`advance_clock`](Self::advance_clock) moves.
@@ -79,6 +81,16 @@ impl TestIssuer {
             issuer.temp_db = Some(path);
             return Ok(issuer);
         }
+        #[cfg(feature = "postgres")]
+        if std::env::var("AGENT_AUTH_TEST_STORE").as_deref() == Ok("postgres") {
+            // Runs a whole test suite on PostgreSQL: a fresh database on a throwaway server
+            // shared by the test process.
+            let url = super::test_postgres::shared()
+                .await?
+                .create_database()
+                .await?;
+            return Self::try_start_on(addr, Database::Postgres(url)).await;
+        }
         Self::try_start_on(addr, Database::InMemory).await
     }
 
@@ -103,7 +115,11 @@ impl TestIssuer {
         let url = format!("http://{addr}");
         let clock = Arc::new(OffsetClock::new());
         let admin_key = AdminKey::generate()?;
-        let issuer = Issuer::builder()
+        let mut builder = Issuer::builder();
+        if database.is_postgres() {
+            builder = builder.key_encryption_key(super::KeyEncryptionKey::generate()?);
+        }
+        let issuer = builder
             .issuer_url(&url)
             .admin_key(admin_key.clone())
             .clock(Arc::clone(&clock) as Arc<dyn Clock>)

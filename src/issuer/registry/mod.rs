@@ -50,7 +50,7 @@ pub(crate) use assertion::{AssertionAudience, JWT_BEARER_ASSERTION_TYPE};
 use grant::AuthCache;
 pub(crate) use grant::ClientGrant;
 pub(crate) use outbox::DeliveryOutcome;
-pub use outbox::{MAX_AGENT_EVENTS, MAX_PENDING_DELIVERIES};
+pub use outbox::{DELIVERY_LEASE_MS, MAX_AGENT_EVENTS, MAX_PENDING_DELIVERIES};
 use throttle::RateBudget;
 pub use throttle::{ADMIN_FAILURES_PER_MINUTE, SELF_SERVICE_WRITES_PER_MINUTE};
 
@@ -259,6 +259,10 @@ pub(crate) struct Registry {
     bounds: OutboxBounds,
     /// When used client-assertion `jti`s are next forgotten.
     jti_purge: assertion::JtiPurge,
+    /// Counters written with each token instead of batched.
+    durable_counters: bool,
+    /// Seals signing keys at rest, when given.
+    key_encryption: Option<Arc<super::key_encryption::KeyEncryptionKey>>,
 }
 
 impl Registry {
@@ -275,7 +279,32 @@ impl Registry {
             admin_failures: RateBudget::new(ADMIN_FAILURES_PER_MINUTE),
             bounds,
             jti_purge: assertion::JtiPurge::default(),
+            key_encryption: None,
+            durable_counters: false,
         }
+    }
+
+    /// Writes usage counters with each token (`true`) instead of every [`FLUSH_INTERVAL`]
+    /// (`false`, the default: a crash loses at most that interval's counts).
+    ///
+    /// [`FLUSH_INTERVAL`]: crate::issuer::FLUSH_INTERVAL
+    pub(crate) fn with_durable_counters(mut self, durable: bool) -> Self {
+        self.durable_counters = durable;
+        self
+    }
+
+    /// Seals the signing keys it stores with `key` (and opens sealed ones with it).
+    pub(crate) fn with_key_encryption(
+        mut self,
+        key: Option<Arc<super::key_encryption::KeyEncryptionKey>>,
+    ) -> Self {
+        self.key_encryption = key;
+        self
+    }
+
+    /// Whether other processes (replicas) write the same storage.
+    pub(crate) fn is_shared(&self) -> bool {
+        !self.storage.is_exclusive()
     }
 
     /// The issuer's clock (ms since the epoch).
@@ -346,11 +375,33 @@ impl Registry {
         }
     }
 
-    /// Token endpoint: counts an issued token (buffered; see the module docs).
-    pub(crate) async fn record_token_issued(&self, grant: &ClientGrant, now_ms: i64) {
+    /// Token endpoint: counts an issued token (buffered, see the module docs; written at once
+    /// with durable counters, and then `Err` if it could not be: the token is not handed out).
+    pub(crate) async fn record_token_issued(
+        &self,
+        grant: &ClientGrant,
+        now_ms: i64,
+    ) -> Result<(), RuleError> {
+        if self.durable_counters {
+            let agent = grant.agent_id.clone();
+            let verifier = grant.verifier_id.clone();
+            let delta = UsageDelta {
+                count: 1,
+                last_at: now_ms,
+            };
+            return self
+                .storage
+                .write_read_committed(move |tx| {
+                    tx.add_agent_usage(&agent, delta)?;
+                    tx.add_verifier_usage(&verifier, delta)?;
+                    Ok::<_, RuleError>(())
+                })
+                .await;
+        }
         let mut usage = self.usage.lock().await;
         UsageBuffer::bump(&mut usage.agents, &grant.agent_id, now_ms);
         UsageBuffer::bump(&mut usage.verifiers, &grant.verifier_id, now_ms);
+        Ok(())
     }
 
     /// Writes the buffered counters in one transaction.
@@ -366,7 +417,7 @@ impl Registry {
             .map(|(k, v)| (k.clone(), *v))
             .collect();
         self.storage
-            .write(move |tx| {
+            .write_read_committed(move |tx| {
                 for (id, delta) in &agents {
                     tx.add_agent_usage(id, *delta)?;
                 }

@@ -22,6 +22,10 @@ pub const MAX_AGENT_EVENTS: u64 = 100_000;
 pub const MAX_PENDING_DELIVERIES: u64 = 1_000;
 /// Dead letters (dropped messages: id and attempts) kept per webhook.
 const MAX_DEAD_LETTERS: u64 = 1_000;
+/// How long a replica holds the webhook messages it is sending (storage shared by replicas):
+/// longer than an attempt can take (15 s), so that no other replica sends them meanwhile;
+/// short enough that a dead replica's messages are sent by another within a minute.
+pub const DELIVERY_LEASE_MS: i64 = 30_000;
 
 /// What became of one delivery attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,14 +159,23 @@ impl Registry {
         .await
     }
 
-    /// Up to `limit` queued messages due now, oldest due first.
+    /// Up to `limit` queued messages due now, oldest due first. When other replicas share the
+    /// storage, each is leased to this one for [`DELIVERY_LEASE_MS`]: no other replica sends
+    /// it meanwhile, and if this one dies, another sends it once the lease has run out.
     pub(crate) async fn due_deliveries(
         &self,
         limit: usize,
     ) -> Result<Vec<PendingDelivery>, RuleError> {
         let now = self.now_ms();
+        if self.storage.is_exclusive() {
+            return self
+                .storage
+                .read(move |tx| Ok(tx.due_deliveries(now, limit)?))
+                .await;
+        }
+        let until = now.saturating_add(DELIVERY_LEASE_MS);
         self.storage
-            .read(move |tx| Ok(tx.due_deliveries(now, limit)?))
+            .write_read_committed(move |tx| Ok(tx.lease_deliveries(now, limit, until)?))
             .await
     }
 

@@ -363,7 +363,13 @@ async fn issue(s: &Shared, req: Request) -> Result<Response, OAuthError> {
         tracing::error!(error = %e, "token endpoint: signing failed");
         OAuthError::server_error()
     })?;
-    s.registry.record_token_issued(&grant, now).await;
+    s.registry
+        .record_token_issued(&grant, now)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "token endpoint: usage counters not written");
+            OAuthError::server_error()
+        })?;
     tracing::info!(agent_id = %grant.agent_id, verifier_id = %grant.verifier_id, outcome = "issued", "token issued");
 
     let mut res = Json(TokenResponse {

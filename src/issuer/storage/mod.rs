@@ -5,12 +5,14 @@
 //! [`Tx`]: one transaction of primitive reads and writes. [`Storage::write`] runs such a piece of
 //! work in one write transaction and commits it only if it returns `Ok`, so a change, its audit
 //! events and their webhook deliveries exist together or not at all. A backend is a
-//! [`Tx`] implementation plus the way it runs work (today SQLite on blocking threads, a file or
-//! in memory); a second backend adds a variant here and never a copy of a rule.
+//! [`Tx`] implementation plus the way it runs work (SQLite on blocking threads, a file or in memory;
+//! PostgreSQL, shared by replicas); a second backend adds a variant here and never a copy of a rule.
 //!
 //! The work is `FnMut` because a backend with optimistic concurrency (PostgreSQL's
 //! serializable transactions) must be able to run it again after a serialization failure.
 
+#[cfg(feature = "postgres")]
+mod postgres;
 mod sqlite;
 
 use std::fmt;
@@ -34,6 +36,25 @@ pub enum Database {
     InMemory,
     /// A SQLite file, created `0600` if it does not exist.
     Sqlite(PathBuf),
+    /// A PostgreSQL database (`postgres://user:password@host:port/dbname`), which several
+    /// issuer replicas may share (feature `postgres`).
+    Postgres(String),
+}
+
+impl Database {
+    /// `postgres://…` or `postgresql://…` is PostgreSQL; anything else a SQLite file path.
+    pub fn parse(arg: &str) -> Self {
+        if arg.starts_with("postgres://") || arg.starts_with("postgresql://") {
+            Self::Postgres(arg.to_owned())
+        } else {
+            Self::Sqlite(PathBuf::from(arg))
+        }
+    }
+
+    /// Whether this is PostgreSQL (shared by replicas).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Self::Postgres(_))
+    }
 }
 
 /// A storage failure. The rules never see SQL errors, only these.
@@ -54,6 +75,20 @@ pub enum StorageError {
         /// Newest version this build knows.
         known: i64,
     },
+    /// A stored signing key is encrypted, and no key-encryption key was given
+    /// (`AGENT_AUTH_KEY_ENCRYPTION_KEY`).
+    #[error("the stored signing keys are encrypted; set AGENT_AUTH_KEY_ENCRYPTION_KEY")]
+    KeyEncryptionKeyMissing,
+    /// A stored signing key does not open with the key-encryption key given (another key, or
+    /// the stored bytes were altered).
+    #[error("signing key {kid} does not decrypt with the key-encryption key given")]
+    KeyDecryption {
+        /// The key's id.
+        kid: String,
+    },
+    /// `--db postgres://…` in a build without the `postgres` feature.
+    #[error("this build has no PostgreSQL support (cargo feature \"postgres\")")]
+    PostgresNotBuilt,
     /// The backend failed (I/O, corruption, a lost connection).
     #[error("storage backend failed")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -271,6 +306,15 @@ pub(crate) trait Tx {
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<PendingDelivery>, StorageError>;
+    /// [`due_deliveries`](Self::due_deliveries), leased: each is due again only at
+    /// `lease_until` (unless rescheduled or removed before), so that no other replica sends
+    /// it meanwhile; messages another transaction holds are skipped.
+    fn lease_deliveries(
+        &mut self,
+        now_ms: i64,
+        limit: usize,
+        lease_until: i64,
+    ) -> Result<Vec<PendingDelivery>, StorageError>;
     /// The earliest due instant (ms) of a queued message.
     fn next_delivery_at(&mut self) -> Result<Option<i64>, StorageError>;
     /// Counts a failed attempt and sets the next one.
@@ -305,6 +349,9 @@ pub(crate) trait Tx {
 pub(crate) enum Storage {
     /// SQLite, in a file or in memory.
     Sqlite(sqlite::SqliteStorage),
+    /// PostgreSQL, shared by replicas.
+    #[cfg(feature = "postgres")]
+    Postgres(postgres::PgStorage),
 }
 
 impl Storage {
@@ -313,6 +360,10 @@ impl Storage {
         Ok(match database {
             Database::InMemory => Self::Sqlite(sqlite::SqliteStorage::open_in_memory().await?),
             Database::Sqlite(path) => Self::Sqlite(sqlite::SqliteStorage::open(path).await?),
+            #[cfg(feature = "postgres")]
+            Database::Postgres(url) => Self::Postgres(postgres::PgStorage::open(url).await?),
+            #[cfg(not(feature = "postgres"))]
+            Database::Postgres(_) => return Err(StorageError::PostgresNotBuilt),
         })
     }
 
@@ -321,6 +372,9 @@ impl Storage {
         match self {
             // One process opens the file (or the memory) and writes it.
             Self::Sqlite(_) => true,
+            // Other replicas write the same database.
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => false,
         }
     }
 
@@ -333,6 +387,24 @@ impl Storage {
     {
         match self {
             Self::Sqlite(s) => s.write(work).await,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(s) => s.write(work).await,
+        }
+    }
+
+    /// Runs work whose statements are each whole on their own (counter increments, delivery
+    /// leases): on PostgreSQL under read committed, so that replicas doing it at once never
+    /// conflict; on SQLite as [`write`](Self::write).
+    pub(crate) async fn write_read_committed<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+        F: FnMut(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+    {
+        match self {
+            Self::Sqlite(s) => s.write(work).await,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(s) => s.write_read_committed(work).await,
         }
     }
 
@@ -345,6 +417,8 @@ impl Storage {
     {
         match self {
             Self::Sqlite(s) => s.read(work).await,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(s) => s.read(work).await,
         }
     }
 }
@@ -376,5 +450,15 @@ pub(crate) fn page_of<T>(mut picked: Vec<(u64, T)>, limit: usize, tag: char) -> 
     Page {
         items: picked.into_iter().map(|(_, t)| t).collect(),
         next_cursor,
+    }
+}
+
+#[cfg(all(test, feature = "postgres"))]
+mod tests {
+    /// Each SQLite migration has its PostgreSQL twin at the same place: a migration added to
+    /// one list and not the other fails here.
+    #[test]
+    fn every_sqlite_migration_has_its_postgres_twin() {
+        assert_eq!(super::sqlite::MIGRATIONS.len(), super::postgres::MIGRATIONS.len());
     }
 }

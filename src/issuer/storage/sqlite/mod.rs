@@ -22,8 +22,9 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use super::{StorageError, Tx};
 use tx::SqliteTx;
 
-/// Schema migrations, applied in order; `PRAGMA user_version` is the number applied.
-const MIGRATIONS: &[&str] = &[
+/// Schema migrations, applied in order; `PRAGMA user_version` is the number applied. Each has its
+/// PostgreSQL twin at the same place in `../postgres/migrations.rs` (a test compares the lists).
+pub(super) const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE agents (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,

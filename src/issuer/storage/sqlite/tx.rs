@@ -576,6 +576,23 @@ impl Tx for SqliteTx<'_> {
         Ok(out)
     }
 
+    fn lease_deliveries(
+        &mut self,
+        now_ms: i64,
+        limit: usize,
+        lease_until: i64,
+    ) -> Result<Vec<PendingDelivery>, StorageError> {
+        // Inside the one writer's transaction: no other transaction can pick the same rows.
+        let due = self.due_deliveries(now_ms, limit)?;
+        for d in &due {
+            self.execute(
+                "UPDATE deliveries SET next_at = ?1 WHERE id = ?2",
+                [lease_until, d.id],
+            )?;
+        }
+        Ok(due)
+    }
+
     fn next_delivery_at(&mut self) -> Result<Option<i64>, StorageError> {
         self.conn
             .query_row("SELECT min(next_at) FROM deliveries", [], |r| r.get(0))
