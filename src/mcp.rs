@@ -30,6 +30,7 @@ use serde_json::Value;
 use tower::{Layer, Service};
 
 use crate::agent::Agent;
+use crate::challenge::{close_connection, closing_if_body_unread};
 
 /// Bodies up to this size are classified unless configured otherwise: MCP requests are small
 /// JSON-RPC messages, and this keeps the buffered copy bounded.
@@ -188,7 +189,8 @@ where
                 tracing::error!(
                     "McpToolScopes reached without a verified agent: is AgentAuth layered outside it?"
                 );
-                return Ok(status(StatusCode::INTERNAL_SERVER_ERROR));
+                let refusal = status(StatusCode::INTERNAL_SERVER_ERROR);
+                return Ok(closing_if_body_unread(&request, refusal));
             };
             if request.method() != Method::POST {
                 return inner.call(request).await;
@@ -204,11 +206,18 @@ where
             if missing {
                 let joined = needed.iter().copied().collect::<Vec<_>>().join(" ");
                 tracing::debug!(agent_id = agent.id(), required = %joined, outcome = "insufficient_scope", "MCP tool scope check failed");
-                return Ok(agent.challenge().insufficient_scope(&joined));
+                let mut refusal = agent.challenge().insufficient_scope(&joined);
+                if !matches!(read, Read::Whole(_)) {
+                    // The rest of an oversize body is still on the connection.
+                    close_connection(&mut refusal);
+                }
+                return Ok(refusal);
             }
             drop(needed);
             if let Read::Failed = read {
-                return Ok(status(StatusCode::BAD_REQUEST));
+                let mut refusal = status(StatusCode::BAD_REQUEST);
+                close_connection(&mut refusal);
+                return Ok(refusal);
             }
             inner.call(Request::from_parts(parts, body)).await
         })
