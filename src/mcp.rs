@@ -163,17 +163,21 @@ pub struct McpToolScopesService<S> {
 }
 
 /// The response future of [`McpToolScopesService`]: the body has to be read first.
-pub type McpResponseFuture<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>;
+pub type McpResponseFuture<E, B = Body> =
+    Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
 
-impl<S> Service<Request<Body>> for McpToolScopesService<S>
+/// Wraps any MCP service taking axum's [`Body`] (an `rmcp` `StreamableHttpService`, an axum
+/// router); its response body only needs a `Default` for the refusals.
+impl<S, B> Service<Request<Body>> for McpToolScopesService<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
+    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
+    B: Default + Send + 'static,
 {
-    type Response = Response<Body>;
+    type Response = Response<B>;
     type Error = S::Error;
-    type Future = McpResponseFuture<S::Error>;
+    type Future = McpResponseFuture<S::Error, B>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -258,8 +262,8 @@ async fn read_bounded(mut body: Body, limit: usize) -> (Read, Body) {
     }
 }
 
-fn status(code: StatusCode) -> Response<Body> {
-    let mut response = Response::new(Body::empty());
+fn status<B: Default>(code: StatusCode) -> Response<B> {
+    let mut response = Response::new(B::default());
     *response.status_mut() = code;
     response
 }
