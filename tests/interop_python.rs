@@ -229,7 +229,10 @@ async fn a_read_only_agent_is_refused_triage_and_its_step_up_by_the_issuer() {
         json!(agent),
         "{output}"
     );
-    assert!(calls["triage_ticket"].is_null(), "triage_ticket ran: {output}");
+    assert!(
+        calls["triage_ticket"].is_null(),
+        "triage_ticket ran: {output}"
+    );
     // The SDK answers the 403 with a step-up token request, which the issuer refuses; the
     // SDK then ends the session with that error.
     let error = output["error"].as_str().unwrap_or_default();
