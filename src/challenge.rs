@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{HeaderValue, Request, Response, StatusCode, Version, header};
 
 use crate::error::{AuthError, InvalidRequest, InvalidToken};
 
@@ -105,6 +105,43 @@ fn keys_unavailable<B: Default>(retry_after: Duration) -> Response<B> {
     response
 }
 
+/// Whether a refusal of `request` sent now leaves a body unread on an HTTP/1 connection: the
+/// request announces one (`Transfer-Encoding`, or a `Content-Length` other than 0) and nobody
+/// has read it. The next bytes on that connection are the body, not a request, so the server
+/// closes it after the response, and the response must say so ([`close_connection`]).
+pub(crate) fn leaves_body_unread<B>(request: &Request<B>) -> bool {
+    if !matches!(request.version(), Version::HTTP_10 | Version::HTTP_11) {
+        return false; // HTTP/2 and later reset a stream, never the connection.
+    }
+    let headers = request.headers();
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get_all(header::CONTENT_LENGTH)
+            .iter()
+            // An unparsable length is not a promise of no body.
+            .any(|length| length.as_bytes() != b"0")
+}
+
+/// Adds `Connection: close` to a refusal that leaves a body unread on an HTTP/1 connection
+/// (RFC 9112 §9.6): a client pipelining that body, or reusing the connection for its next
+/// request, learns the connection ends here instead of finding it broken.
+pub(crate) fn close_connection<B>(response: &mut Response<B>) {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+}
+
+/// [`close_connection`] when [`leaves_body_unread`] says so.
+pub(crate) fn closing_if_body_unread<A, B>(
+    request: &Request<A>,
+    mut response: Response<B>,
+) -> Response<B> {
+    if leaves_body_unread(request) {
+        close_connection(&mut response);
+    }
+    response
+}
+
 /// An RFC 9110 quoted-string. Characters a header cannot carry are dropped, since configured
 /// values (realm, URLs) are the only inputs here and must never produce an invalid header.
 fn quoted(value: &str) -> String {
@@ -201,6 +238,37 @@ mod tests {
         let forbidden: Response<()> = challenge.insufficient_scope("tickets:triage");
         assert!(www_authenticate(&forbidden).ends_with(r#"scope="tickets:triage""#));
         assert!(www_authenticate(&forbidden).contains("resource_metadata="));
+    }
+
+    #[test]
+    fn only_an_announced_http1_body_counts_as_unread() {
+        let request = |version: Version, headers: &[(&str, &str)]| {
+            let mut builder = Request::builder().method("POST").version(version);
+            for (name, value) in headers {
+                builder = builder.header(*name, *value);
+            }
+            builder.body(()).unwrap()
+        };
+        let unread =
+            |version, headers: &[(&str, &str)]| leaves_body_unread(&request(version, headers));
+        assert!(unread(Version::HTTP_11, &[("content-length", "5")]));
+        assert!(unread(Version::HTTP_10, &[("content-length", "5")]));
+        assert!(unread(
+            Version::HTTP_11,
+            &[("transfer-encoding", "chunked")]
+        ));
+        assert!(unread(Version::HTTP_11, &[("content-length", "x")]));
+        assert!(!unread(Version::HTTP_11, &[("content-length", "0")]));
+        assert!(!unread(Version::HTTP_11, &[]));
+        assert!(!unread(Version::HTTP_2, &[("content-length", "5")]));
+        let closed: Response<()> = closing_if_body_unread(
+            &request(Version::HTTP_11, &[("content-length", "5")]),
+            Response::new(()),
+        );
+        assert_eq!(closed.headers()[header::CONNECTION], "close");
+        let kept: Response<()> =
+            closing_if_body_unread(&request(Version::HTTP_11, &[]), Response::new(()));
+        assert!(!kept.headers().contains_key(header::CONNECTION));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use tower::{Layer, Service};
 
 use crate::agent::Agent;
 use crate::bearer::{self, Credentials};
-use crate::challenge::Challenge;
+use crate::challenge::{Challenge, closing_if_body_unread};
 use crate::error::AuthError;
 use crate::metadata::ProtectedResourceMetadata;
 use crate::readiness::{IssuerReadiness, KeyRefreshError, Readiness};
@@ -205,8 +205,8 @@ where
                 request.extensions_mut().insert(anonymous);
                 return ResponseFuture::inner(self.inner.call(request));
             }
-            Ok(Credentials::None) => return refuse(verifier, AuthError::MissingToken),
-            Err(error) => return refuse(verifier, error.into()),
+            Ok(Credentials::None) => return refuse(verifier, &request, AuthError::MissingToken),
+            Err(error) => return refuse(verifier, &request, error.into()),
         };
         let token: Box<str> = match verifier.verify_now(presented) {
             Now::Decided(Ok(agent)) => {
@@ -215,7 +215,8 @@ where
                 return ResponseFuture::inner(self.inner.call(request));
             }
             Now::Decided(Err(error)) => {
-                return ResponseFuture::rejected(rejection(verifier, &error));
+                let refusal = rejection(verifier, &error);
+                return ResponseFuture::rejected(closing_if_body_unread(&request, refusal));
             }
             // Owned, so the request can move into the future.
             Now::MustWait(token) => token.into(),
@@ -233,7 +234,10 @@ where
                     request.extensions_mut().insert(agent);
                     inner.call(request).await
                 }
-                Err(error) => Ok(rejection(&shared.verifier, &error)),
+                Err(error) => Ok(closing_if_body_unread(
+                    &request,
+                    rejection(&shared.verifier, &error),
+                )),
             }
         }))
     }
@@ -246,9 +250,13 @@ where
 pub(crate) struct Anonymous(pub(crate) Arc<Challenge>);
 
 /// A refusal decided before the verifier saw a token.
-fn refuse<F, B: Default, E>(verifier: &Verifier, error: AuthError) -> ResponseFuture<F, B, E> {
+fn refuse<F, A, B: Default, E>(
+    verifier: &Verifier,
+    request: &Request<A>,
+    error: AuthError,
+) -> ResponseFuture<F, B, E> {
     verifier.metrics.refused(&error);
-    ResponseFuture::rejected(rejection(verifier, &error))
+    ResponseFuture::rejected(closing_if_body_unread(request, rejection(verifier, &error)))
 }
 
 fn accepted(agent: &Agent) {

@@ -30,6 +30,7 @@ use serde_json::Value;
 use tower::{Layer, Service};
 
 use crate::agent::Agent;
+use crate::challenge::{close_connection, closing_if_body_unread};
 
 /// Bodies up to this size are classified unless configured otherwise: MCP requests are small
 /// JSON-RPC messages, and this keeps the buffered copy bounded.
@@ -162,17 +163,21 @@ pub struct McpToolScopesService<S> {
 }
 
 /// The response future of [`McpToolScopesService`]: the body has to be read first.
-pub type McpResponseFuture<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>;
+pub type McpResponseFuture<E, B = Body> =
+    Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
 
-impl<S> Service<Request<Body>> for McpToolScopesService<S>
+/// Wraps any MCP service taking axum's [`Body`] (an `rmcp` `StreamableHttpService`, an axum
+/// router); its response body only needs a `Default` for the refusals.
+impl<S, B> Service<Request<Body>> for McpToolScopesService<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
+    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
+    B: Default + Send + 'static,
 {
-    type Response = Response<Body>;
+    type Response = Response<B>;
     type Error = S::Error;
-    type Future = McpResponseFuture<S::Error>;
+    type Future = McpResponseFuture<S::Error, B>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -188,7 +193,8 @@ where
                 tracing::error!(
                     "McpToolScopes reached without a verified agent: is AgentAuth layered outside it?"
                 );
-                return Ok(status(StatusCode::INTERNAL_SERVER_ERROR));
+                let refusal = status(StatusCode::INTERNAL_SERVER_ERROR);
+                return Ok(closing_if_body_unread(&request, refusal));
             };
             if request.method() != Method::POST {
                 return inner.call(request).await;
@@ -204,11 +210,18 @@ where
             if missing {
                 let joined = needed.iter().copied().collect::<Vec<_>>().join(" ");
                 tracing::debug!(agent_id = agent.id(), required = %joined, outcome = "insufficient_scope", "MCP tool scope check failed");
-                return Ok(agent.challenge().insufficient_scope(&joined));
+                let mut refusal = agent.challenge().insufficient_scope(&joined);
+                if !matches!(read, Read::Whole(_)) {
+                    // The rest of an oversize body is still on the connection.
+                    close_connection(&mut refusal);
+                }
+                return Ok(refusal);
             }
             drop(needed);
             if let Read::Failed = read {
-                return Ok(status(StatusCode::BAD_REQUEST));
+                let mut refusal = status(StatusCode::BAD_REQUEST);
+                close_connection(&mut refusal);
+                return Ok(refusal);
             }
             inner.call(Request::from_parts(parts, body)).await
         })
@@ -249,8 +262,8 @@ async fn read_bounded(mut body: Body, limit: usize) -> (Read, Body) {
     }
 }
 
-fn status(code: StatusCode) -> Response<Body> {
-    let mut response = Response::new(Body::empty());
+fn status<B: Default>(code: StatusCode) -> Response<B> {
+    let mut response = Response::new(B::default());
     *response.status_mut() = code;
     response
 }

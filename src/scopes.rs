@@ -8,12 +8,14 @@ use http::{Request, Response, StatusCode};
 use tower::{Layer, Service};
 
 use crate::agent::Agent;
+use crate::challenge::closing_if_body_unread;
 use crate::error::AuthError;
 use crate::layer::{Anonymous, ResponseFuture};
 
 /// Requires scopes of the verified agent: `403 insufficient_scope` otherwise.
 ///
-/// Put it on a route, with [`AgentAuth`](crate::AgentAuth) further out. A request that reaches
+/// Put it on a route, with [`AgentAuth`](crate::AgentAuth) further out. A refusal leaves the
+/// request body unread; on HTTP/1 it then carries `Connection: close`. A request that reaches
 /// it without a verified [`Agent`] is refused: with `401` and the challenge when an
 /// [`optional`](crate::AgentAuth::optional) layer let it through without credentials, with `500`
 /// when the auth layer is missing. A guard never lets a request through that nobody
@@ -126,19 +128,21 @@ where
         let Some(agent) = request.extensions().get::<Agent>() else {
             if let Some(Anonymous(challenge)) = request.extensions().get::<Anonymous>() {
                 tracing::debug!(required = %self.rule.joined, outcome = "rejected", reason = "missing_token", "scopes required, no credentials");
-                return ResponseFuture::rejected(challenge.reject(&AuthError::MissingToken));
+                let refusal = challenge.reject(&AuthError::MissingToken);
+                return ResponseFuture::rejected(closing_if_body_unread(&request, refusal));
             }
             tracing::error!(
                 "RequireScopes reached without a verified agent: is AgentAuth layered outside it?"
             );
             let mut response = Response::new(ResBody::default());
             *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-            return ResponseFuture::rejected(response);
+            return ResponseFuture::rejected(closing_if_body_unread(&request, response));
         };
         if self.rule.admits(agent) {
             return ResponseFuture::inner(self.inner.call(request));
         }
         tracing::debug!(agent_id = agent.id(), required = %self.rule.joined, outcome = "insufficient_scope", "scope check failed");
-        ResponseFuture::rejected(agent.challenge().insufficient_scope(&self.rule.joined))
+        let refusal = agent.challenge().insufficient_scope(&self.rule.joined);
+        ResponseFuture::rejected(closing_if_body_unread(&request, refusal))
     }
 }
