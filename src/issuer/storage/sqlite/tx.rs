@@ -12,10 +12,11 @@ use crate::issuer::model::{
 use crate::issuer::secrets::SecretHash;
 use crate::issuer::storage::{
     Credential, PendingDelivery, StorageError, StoredAdminKey, StoredSigningKey, Tx, UsageDelta,
-    WebhookKey, decode_cursor, page_of,
+    WalletOwner, WebhookKey, decode_cursor, page_of,
 };
 
 mod jtis;
+mod wallets;
 
 /// A transaction (or a read snapshot) on one connection.
 pub(super) struct SqliteTx<'c> {
@@ -258,7 +259,11 @@ impl Tx for SqliteTx<'_> {
     fn credentials(&mut self, agent_id: &str) -> Result<Vec<(String, Credential)>, StorageError> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT id, hash, jwk FROM verifiers WHERE agent_id = ?1 ORDER BY seq")
+            .prepare_cached(
+                "SELECT v.id, v.hash, v.jwk, w.account FROM verifiers v
+                 LEFT JOIN wallet_accounts w ON w.verifier_id = v.id
+                 WHERE v.agent_id = ?1 ORDER BY v.seq",
+            )
             .map_err(backend)?;
         let rows = stmt
             .query_map([agent_id], |r| {
@@ -266,19 +271,21 @@ impl Tx for SqliteTx<'_> {
                     r.get::<_, String>(0)?,
                     r.get::<_, Vec<u8>>(1)?,
                     r.get::<_, Option<String>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
                 ))
             })
             .map_err(backend)?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, hash, jwk) = row.map_err(backend)?;
+            let (id, hash, jwk, account) = row.map_err(backend)?;
             // A hash of the wrong length cannot have come from this code: it matches nothing.
             let Ok(hash) = <[u8; 32]>::try_from(hash) else {
                 continue;
             };
-            let credential = match jwk {
-                None => Credential::Secret(SecretHash::from_bytes(hash)),
-                Some(jwk) => Credential::Jwk {
+            let credential = match (jwk, account) {
+                (_, Some(account)) => Credential::Wallet { account },
+                (None, None) => Credential::Secret(SecretHash::from_bytes(hash)),
+                (Some(jwk), None) => Credential::Jwk {
                     thumbprint: hash,
                     jwk,
                 },
@@ -293,9 +300,13 @@ impl Tx for SqliteTx<'_> {
         verifier: &VerifierRecord,
         credential: &Credential,
     ) -> Result<(), StorageError> {
+        // A wallet has no hash: all zeros, whose preimage nobody knows (and `credentials`
+        // reads the row as a wallet, never as a secret).
+        const NO_HASH: [u8; 32] = [0; 32];
         let (hash, jwk) = match credential {
             Credential::Secret(hash) => (hash.as_bytes(), None),
             Credential::Jwk { thumbprint, jwk } => (thumbprint, Some(jwk)),
+            Credential::Wallet { .. } => (&NO_HASH, None),
         };
         self.execute(
             "INSERT INTO verifiers (id, agent_id, hash, jwk, record) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -306,8 +317,11 @@ impl Tx for SqliteTx<'_> {
                 jwk,
                 to_json(verifier)?
             ],
-        )
-        .map(drop)
+        )?;
+        if let Credential::Wallet { account } = credential {
+            wallets::map(self, account, &verifier.id, &verifier.agent_id)?;
+        }
+        Ok(())
     }
 
     fn purge_assertion_jtis(
@@ -332,7 +346,28 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn delete_verifier(&mut self, id: &str) -> Result<bool, StorageError> {
+        // `wallet_accounts` follows by its foreign key's cascade.
         Ok(self.execute("DELETE FROM verifiers WHERE id = ?1", [id])? > 0)
+    }
+
+    fn wallet_owner(&mut self, account: &str) -> Result<Option<WalletOwner>, StorageError> {
+        wallets::owner(self, account)
+    }
+
+    fn wallet_nonce_count(&mut self) -> Result<u64, StorageError> {
+        wallets::nonce_count(self)
+    }
+
+    fn insert_wallet_nonce(&mut self, nonce: &str, expires_at: i64) -> Result<(), StorageError> {
+        wallets::insert_nonce(self, nonce, expires_at)
+    }
+
+    fn take_wallet_nonce(&mut self, nonce: &str, now_ms: i64) -> Result<bool, StorageError> {
+        wallets::take_nonce(self, nonce, now_ms)
+    }
+
+    fn purge_wallet_nonces(&mut self, now_ms: i64) -> Result<(), StorageError> {
+        wallets::purge_nonces(self, now_ms)
     }
 
     fn organization(&mut self, id: &str) -> Result<Option<OrganizationRecord>, StorageError> {
