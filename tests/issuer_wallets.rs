@@ -123,6 +123,69 @@ async fn a_solana_wallet_signs_in_with_caip122() {
     );
 }
 
+/// A resource server on 127.0.0.1:0 behind the layer, answering `agent.wallet()`.
+async fn wallet_echo(issuer: &TestIssuer) -> String {
+    use agent_auth::{Agent, AgentAuth};
+    let auth = AgentAuth::new(issuer).audience(API).build().unwrap();
+    let app = axum::Router::new()
+        .route(
+            "/whoami",
+            axum::routing::get(|agent: Agent| async move {
+                axum::Json(json!({"agent_id": agent.id(), "wallet": agent.wallet()}))
+            }),
+        )
+        .layer(auth);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+const API: &str = "https://api.example.com/tickets";
+
+#[tokio::test]
+async fn the_middleware_hands_the_wallet_to_handlers() {
+    let issuer = TestIssuer::start().await;
+    let wallet = Wallet::evm(22, 8453);
+    let agent = wallet_agent(&issuer, &["tickets:read"], &wallet).await;
+    let api = wallet_echo(&issuer).await;
+    let (text, sig) = signed(&issuer, &wallet, |_| {}).await;
+    let token = issuer
+        .admin()
+        .wallet_token(&text, &sig, Some(&["tickets:read"]), Some(API))
+        .await
+        .unwrap();
+    let call = |token: String| {
+        let api = api.clone();
+        async move {
+            let r = issuer_support::http()
+                .get(format!("{api}/whoami"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            serde_json::from_str::<Value>(&r.text().await.unwrap()).unwrap()
+        }
+    };
+    let seen = call(token.access_token.expose().to_owned()).await;
+    assert_eq!(seen, json!({"agent_id": agent, "wallet": wallet.account()}));
+    // A client_credentials token of the same agent carries no wallet.
+    let secret = issuer
+        .admin()
+        .add_secret(&agent, None)
+        .await
+        .unwrap()
+        .secret;
+    let token = issuer
+        .admin()
+        .token(&agent, secret.expose(), None, Some(API))
+        .await
+        .unwrap();
+    let seen = call(token.access_token.expose().to_owned()).await;
+    assert_eq!(seen, json!({"agent_id": agent, "wallet": null}));
+}
+
 #[tokio::test]
 async fn the_nonce_names_this_issuer_and_lives_five_minutes() {
     let issuer = TestIssuer::start().await;
