@@ -7,7 +7,11 @@ use ed25519_dalek::Signer as _;
 use k256::ecdsa::SigningKey;
 use sha3::{Digest as _, Keccak256};
 
-use super::{Reply, form, token_raw};
+use reqwest::Method;
+use serde_json::json;
+
+use super::keyed::agent_without_secret;
+use super::{Reply, admin, form, token_raw};
 
 pub const SOLANA_MAINNET: &str = "5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp";
 pub const WALLET_GRANT: &str = "urn:agent-auth:params:oauth:grant-type:wallet";
@@ -178,4 +182,48 @@ pub async fn sign_in(
     ];
     pairs.extend_from_slice(extra);
     token_raw(issuer, &form(&pairs), None).await
+}
+
+pub async fn register(issuer: &TestIssuer, agent: &str, account: &str) -> Reply {
+    admin(
+        issuer,
+        Method::POST,
+        &format!("/v1/agents/{agent}/verifiers"),
+        Some(json!({"type": "wallet", "name": "treasury", "account": account})),
+    )
+    .await
+}
+
+pub async fn lookup(issuer: &TestIssuer, account: &str) -> Reply {
+    admin(issuer, Method::GET, &format!("/v1/wallets/{account}"), None).await
+}
+
+/// An agent with `scopes` holding `wallet`; returns its id.
+pub async fn wallet_agent(issuer: &TestIssuer, scopes: &[&str], wallet: &Wallet) -> String {
+    let agent = agent_without_secret(issuer, scopes).await;
+    let r = register(issuer, &agent, &wallet.account()).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    agent
+}
+
+/// A signed message for `wallet` with a fresh nonce, edited by `edit`.
+pub async fn signed(
+    issuer: &TestIssuer,
+    wallet: &Wallet,
+    edit: impl FnOnce(&mut Message),
+) -> (String, String) {
+    let mut m = Message::new(wallet, &nonce(issuer).await);
+    edit(&mut m);
+    let text = m.text();
+    let sig = wallet.sign(&text);
+    (text, sig)
+}
+
+pub async fn refused_with(
+    issuer: &TestIssuer,
+    text: &str,
+    sig: &str,
+    extra: &[(&str, &str)],
+) -> String {
+    sign_in(issuer, text, sig, extra).await.oauth_error(400)
 }
