@@ -8,7 +8,7 @@ mod issuer_support;
 
 use std::time::Duration;
 
-use agent_auth::issuer::{TestIssuer, WALLET_NONCE_LIFETIME_SECS};
+use agent_auth::issuer::{TestIssuer, WALLET_NONCE_LIFETIME_SECS, WALLET_NONCES_PER_MINUTE};
 use issuer_support::keyed::agent_without_secret;
 use issuer_support::wallet::*;
 use issuer_support::{admin, decode_jwt, form, token_raw};
@@ -389,4 +389,20 @@ async fn concurrent_sign_ins_with_one_nonce_get_one_token() {
     for r in replies.iter().filter(|r| r.status != 200) {
         assert_eq!(r.oauth_error(400), "invalid_grant");
     }
+}
+
+#[tokio::test]
+async fn nonces_are_budgeted_per_client_address() {
+    let issuer = TestIssuer::start().await;
+    // Earlier tests' nonces do not count: a fresh issuer. Spend the budget of 127.0.0.1.
+    for _ in 0..WALLET_NONCES_PER_MINUTE {
+        nonce(&issuer).await;
+    }
+    let r = issuer_support::with_auth(&issuer, Method::POST, "/wallet/nonce", None).await;
+    assert_eq!(r.api_error(429), "rate_limited");
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    // A minute later the address has a nonce again.
+    issuer.advance_clock(Duration::from_secs(60));
+    nonce(&issuer).await;
 }

@@ -4,7 +4,9 @@
 //! memberships, audit events, webhooks, signing-key rotation; admin key over HTTP Basic), agent
 //! self-service (the agent's own Bearer token, checked by this crate's middleware), the
 //! `client_credentials` token endpoint (client secrets, or `private_key_jwt` assertions signed
-//! with a registered key), the JWKS and RFC 8414 metadata — as the README describes it. Tokens
+//! with a registered key), wallet verifiers (CAIP-10 accounts: a reverse lookup, and sign-in
+//! with the wallet — EIP-4361 / CAIP-122 messages — as a grant of its own), the JWKS and RFC
+//! 8414 metadata — as the README describes it. Tokens
 //! are 300-second EdDSA JWTs:
 //!
 //! ```text
@@ -141,7 +143,7 @@ pub use registry::{
     MAX_ASSERTION_JTIS_PER_AGENT, MAX_ASSERTION_LIFETIME_SECS, MAX_DELIVERY_ATTEMPTS,
     MAX_JTI_CHARS, MAX_PENDING_DELIVERIES, MAX_VERIFIERS_PER_AGENT, MAX_WALLET_NONCES,
     MAX_WEBHOOKS, OutboxBounds, SELF_SERVICE_WRITES_PER_MINUTE, WALLET_LEEWAY_SECS,
-    WALLET_NONCE_LIFETIME_SECS,
+    WALLET_NONCE_LIFETIME_SECS, WALLET_NONCES_PER_MINUTE,
 };
 pub use routes::webhooks::MAX_WEBHOOK_URL_LEN;
 pub use secrets::{AdminKey, RandomError, SECRET_LEN, Secret};

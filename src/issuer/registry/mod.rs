@@ -57,7 +57,9 @@ pub use outbox::{MAX_AGENT_EVENTS, MAX_PENDING_DELIVERIES};
 use throttle::RateBudget;
 pub use throttle::{ADMIN_FAILURES_PER_MINUTE, SELF_SERVICE_WRITES_PER_MINUTE};
 pub(crate) use wallet::WalletAudience;
-pub use wallet::{MAX_WALLET_NONCES, WALLET_LEEWAY_SECS, WALLET_NONCE_LIFETIME_SECS};
+pub use wallet::{
+    MAX_WALLET_NONCES, WALLET_LEEWAY_SECS, WALLET_NONCE_LIFETIME_SECS, WALLET_NONCES_PER_MINUTE,
+};
 
 /// Most verifiers one agent can hold.
 pub const MAX_VERIFIERS_PER_AGENT: usize = 20;
@@ -271,6 +273,8 @@ pub(crate) struct Registry {
     self_service_budget: RateBudget,
     /// Failed admin authentications per client address.
     admin_failures: RateBudget,
+    /// Wallet sign-in nonces per client address.
+    wallet_nonces: RateBudget,
     bounds: OutboxBounds,
     /// When used client-assertion `jti`s are next forgotten.
     jti_purge: assertion::JtiPurge,
@@ -288,6 +292,7 @@ impl Registry {
             auth_cache: storage_is_exclusive.then(AuthCache::default),
             self_service_budget: RateBudget::new(SELF_SERVICE_WRITES_PER_MINUTE),
             admin_failures: RateBudget::new(ADMIN_FAILURES_PER_MINUTE),
+            wallet_nonces: RateBudget::new(WALLET_NONCES_PER_MINUTE),
             bounds,
             jti_purge: assertion::JtiPurge::default(),
         }

@@ -16,7 +16,7 @@
 //!
 //! Nonces live [`WALLET_NONCE_LIFETIME_SECS`]; at most [`MAX_WALLET_NONCES`] are kept at once
 //! (beyond, new ones are refused until some expire: dropping one early would fail a sign-in in
-//! progress). Every refusal answers `invalid_grant`; the reason is only logged.
+//! progress), and one client address gets at most [`WALLET_NONCES_PER_MINUTE`]. Every refusal answers `invalid_grant`; the reason is only logged.
 
 use time::OffsetDateTime;
 
@@ -32,6 +32,9 @@ use crate::issuer::wallet::signature;
 pub const WALLET_NONCE_LIFETIME_SECS: i64 = 300;
 /// Most sign-in nonces kept at once.
 pub const MAX_WALLET_NONCES: u64 = 10_000;
+/// Most sign-in nonces one client address obtains per minute (so that one client cannot use
+/// up [`MAX_WALLET_NONCES`] for everyone).
+pub const WALLET_NONCES_PER_MINUTE: u32 = 60;
 /// Clock skew allowed between a wallet and the issuer, for `Issued At` and `Not Before`.
 pub const WALLET_LEEWAY_SECS: i64 = 30;
 /// The longest signature read (`0x` + 130 hex digits; base58 of 64 bytes is shorter).
@@ -111,9 +114,15 @@ impl Registry {
         .await
     }
 
-    /// A new sign-in nonce, or `Err(seconds)` to retry after while [`MAX_WALLET_NONCES`] are
-    /// kept.
-    pub(crate) async fn issue_wallet_nonce(&self) -> Result<Result<IssuedNonce, u64>, RuleError> {
+    /// A new sign-in nonce for `client` (a client address), or `Err(seconds)` to retry after:
+    /// when `client` had [`WALLET_NONCES_PER_MINUTE`], or while [`MAX_WALLET_NONCES`] are kept.
+    pub(crate) async fn issue_wallet_nonce(
+        &self,
+        client: &str,
+    ) -> Result<Result<IssuedNonce, u64>, RuleError> {
+        if let Err(retry_after) = self.wallet_nonces.spend(client, self.now_ms()) {
+            return Ok(Err(retry_after));
+        }
         let issued_at = self.now_ms().div_euclid(1000);
         let expires_at = issued_at + WALLET_NONCE_LIFETIME_SECS;
         let nonce = new_id("")?;

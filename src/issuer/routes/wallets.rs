@@ -6,7 +6,9 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use time::OffsetDateTime;
@@ -54,14 +56,22 @@ fn rfc3339(secs: i64) -> Result<String, ApiError> {
         .ok_or_else(ApiError::internal)
 }
 
-/// `POST /wallet/nonce`.
-pub(crate) async fn nonce(State(s): State<Arc<Shared>>) -> Result<Response, ApiError> {
-    let issued = match s.registry.issue_wallet_nonce().await? {
+/// `POST /wallet/nonce`. Budgeted per client address (axum's `ConnectInfo`, as for failed
+/// admin logins; a router mounted without it shares one budget among all clients).
+pub(crate) async fn nonce(
+    State(s): State<Arc<Shared>>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string());
+    let issued = match s.registry.issue_wallet_nonce(&client).await? {
         Ok(issued) => issued,
         Err(retry_after_secs) => {
-            tracing::info!(outcome = "throttled", "wallet nonce refused: too many kept");
+            tracing::info!(outcome = "throttled", "wallet nonce refused");
             return Err(ApiError::too_many_requests(
-                "too many sign-in nonces outstanding",
+                "too many sign-in nonces; retry later",
                 retry_after_secs,
             ));
         }
