@@ -573,6 +573,20 @@ mod tests {
         }
     }
 
+    /// The fuzz target's seeds are valid messages (so that fuzzing starts from the accept path)
+    /// and their own renderings.
+    #[test]
+    fn the_fuzz_seeds_parse() {
+        for text in [
+            include_str!("../../../fuzz/seeds/wallet_message/evm-bare"),
+            include_str!("../../../fuzz/seeds/wallet_message/evm-full"),
+            include_str!("../../../fuzz/seeds/wallet_message/solana"),
+        ] {
+            let m = parse(text).unwrap_or_else(|e| panic!("{e}: {text:?}"));
+            assert_eq!(m.render(), text);
+        }
+    }
+
     #[test]
     fn solana_form() {
         let key = bs58::encode([9u8; 32]).into_string();
