@@ -89,6 +89,14 @@ impl Agent {
         self.0.issued_at
     }
 
+    /// The blockchain account (CAIP-10, e.g. `eip155:8453:0xAb…`) that signed in with its
+    /// wallet for this token: the `wallet` claim of the bundled issuer's wallet grant, `None`
+    /// for tokens without it. Read from [`claims`](Self::claims) on first use, so verification
+    /// costs nothing more for tokens that never ask.
+    pub fn wallet(&self) -> Option<&str> {
+        self.claims().get("wallet").and_then(Value::as_str)
+    }
+
     /// Every claim of the token, as JSON (parsed on the first call, then kept).
     pub fn claims(&self) -> &Map<String, Value> {
         self.0.claims.get_or_init(|| {

@@ -59,3 +59,12 @@ impl OfflineVerifier {
         }
     }
 }
+
+/// The wallet sign-in message parser (EIP-4361 / CAIP-122, feature `issuer`): `None` when
+/// `text` does not parse; otherwise whether rendering what was read gives back `text` exactly
+/// (the parser is strict iff this is always `true`), with the canonical CAIP-10 account read.
+#[cfg(feature = "issuer")]
+pub fn wallet_message(text: &str) -> Option<(bool, String)> {
+    let m = crate::issuer::wallet::message::parse(text).ok()?;
+    Some((m.render() == text, m.account.to_string()))
+}

@@ -448,3 +448,37 @@ async fn a_token_refused_by_a_real_agent_auth_api_is_renewed_once() {
     assert!(!tokens.token().await.unwrap().same_as(&stale));
     server.abort();
 }
+
+#[tokio::test]
+async fn provision_registers_the_wallets_of_the_spec_once() {
+    let issuer = TestIssuer::start().await;
+    let mgmt = management(&issuer);
+    let lower = "eip155:8453:0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed";
+    let canonical = "eip155:8453:0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+    let spec = AgentSpec::new("payer").wallets([lower]);
+    let first = mgmt.provision("wf-pay", &spec).await.unwrap();
+    // Again, and with the account in its other spelling: nothing new, no error.
+    let again = mgmt.provision("wf-pay", &spec).await.unwrap();
+    let spec = AgentSpec::new("payer").wallets([canonical]);
+    mgmt.provision("wf-pay", &spec).await.unwrap();
+    assert_eq!(again.agent_id, first.agent_id);
+    let verifiers = issuer
+        .admin()
+        .list_verifiers(&first.agent_id)
+        .await
+        .unwrap();
+    let kinds: Vec<_> = verifiers.iter().map(|v| format!("{:?}", v.kind)).collect();
+    assert_eq!(kinds, ["Secret", "Wallet"]);
+    let found = mgmt.wallet(lower).await.unwrap();
+    assert_eq!(found["agent_id"], first.agent_id.as_str());
+    assert_eq!(found["account"], canonical);
+    // An account another agent holds: the issuer's 409.
+    let err = mgmt
+        .provision("wf-other", &AgentSpec::new("other").wallets([canonical]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ManagementError::Api { status: 409, ref code, .. } if code == "conflict"),
+        "{err:?}"
+    );
+}

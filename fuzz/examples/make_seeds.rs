@@ -87,4 +87,20 @@ fn main() {
     ] {
         write("mcp_classify", name, body.as_bytes());
     }
+    let evm = "127.0.0.1:8080 wants you to sign in with your Ethereum account:\n0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\n\n";
+    let tail = "URI: http://127.0.0.1:8080\nVersion: 1\nChain ID: 1\nNonce: 0123456789abcdef0123456789abcdef\nIssued At: 2026-01-01T00:00:00Z";
+    write("wallet_message", "evm-bare", format!("{evm}\n{tail}").as_bytes());
+    write(
+        "wallet_message",
+        "evm-full",
+        format!(
+            "http://{evm}Sign in to agent-auth.\n\n{tail}\nExpiration Time: 2026-01-01T00:05:00.123Z\nNot Before: 2025-12-31T23:59:59+01:00\nRequest ID: req%201\nResources:\n- https://api.example.com/tickets\n- urn:example:x"
+        )
+        .as_bytes(),
+    );
+    write(
+        "wallet_message",
+        "solana",
+        b"example.com wants you to sign in with your Solana account:\nGdNh3ZMPEEZ5fGXrSiMPTXwLMfsP5jUWGaGtE4wg3JXw\n\nHello.\n\nURI: https://example.com/\nVersion: 1\nChain ID: 5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp\nNonce: abcdefgh\nIssued At: 2026-01-01T00:00:00Z\nExpiration Time: 2026-01-01T00:05:00Z",
+    );
 }

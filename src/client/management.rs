@@ -83,6 +83,10 @@ pub struct AgentSpec {
     /// Lifetime in seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_in: Option<u64>,
+    /// Wallet accounts (CAIP-10) the agent should hold as `wallet` verifiers; registered by
+    /// [`ManagementClient::provision`] when missing (not a field of the agent itself).
+    #[serde(skip)]
+    pub wallets: Vec<String>,
 }
 
 impl AgentSpec {
@@ -123,6 +127,17 @@ impl AgentSpec {
     /// Sets its lifetime in seconds.
     pub fn expires_in(mut self, seconds: u64) -> Self {
         self.expires_in = Some(seconds);
+        self
+    }
+
+    /// Wallet accounts (CAIP-10: `eip155:<chain>:0x…`, `solana:<genesis hash prefix>:<key>`)
+    /// it should hold.
+    pub fn wallets<I, S>(mut self, accounts: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.wallets = accounts.into_iter().map(Into::into).collect();
         self
     }
 }
@@ -260,8 +275,63 @@ impl ManagementClient {
         }
     }
 
+    /// `POST /v1/agents/{id}/verifiers` with `{"type": "wallet"}`: registers a CAIP-10 account
+    /// and returns the verifier (`data`). An account another agent holds is a `409`
+    /// [`ManagementError::Api`].
+    pub async fn add_wallet(
+        &self,
+        agent_id: &str,
+        account: &str,
+        name: Option<&str>,
+    ) -> Result<Value, ManagementError> {
+        let mut body = json!({"type": "wallet", "account": account});
+        if let Some(name) = name {
+            body["name"] = json!(name);
+        }
+        let res = self
+            .call(
+                Method::POST,
+                &["v1", "agents", agent_id, "verifiers"],
+                &[],
+                Some(&body),
+            )
+            .await?;
+        Ok(res.map_or(Value::Null, |mut r| r["data"].take()))
+    }
+
+    /// `GET /v1/wallets/{account}`: `{account, agent_id, verifier_id, agent}` of the agent
+    /// holding `account` (EVM addresses in any letter case); unknown is a `404`
+    /// [`ManagementError::Api`].
+    pub async fn wallet(&self, account: &str) -> Result<Value, ManagementError> {
+        let res = self
+            .call(Method::GET, &["v1", "wallets", account], &[], None)
+            .await?;
+        Ok(res.map_or(Value::Null, |mut r| r["data"].take()))
+    }
+
+    /// Registers each of `accounts` for `agent_id` unless it holds it already (idempotent).
+    async fn ensure_wallets(
+        &self,
+        agent_id: &str,
+        accounts: &[String],
+    ) -> Result<(), ManagementError> {
+        for account in accounts {
+            match self
+                .add_wallet(agent_id, account, Some("provisioned"))
+                .await
+            {
+                Ok(_) => {}
+                Err(ManagementError::Api { status: 409, .. })
+                    if self.wallet(account).await?["agent_id"].as_str() == Some(agent_id) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// Makes sure the agent with `external_id` exists: creates it from `spec` with its first
-    /// secret, or, when it exists, reports `already_existed` without a secret. Running it
+    /// secret, or, when it exists, reports `already_existed` without a secret. The wallets of
+    /// `spec` it does not hold yet are registered either way. Running it
     /// again after any failure is safe: an existing agent left without any verifier (the
     /// secret step of an earlier run failed) gets its first secret now.
     pub async fn provision(
@@ -307,6 +377,7 @@ impl ManagementClient {
                 .and_then(|v| v["data"].as_array())
                 .is_some_and(Vec::is_empty);
             if !none {
+                self.ensure_wallets(&agent_id, &spec.wallets).await?;
                 tracing::info!(agent_id = %agent_id, "agent already provisioned");
                 return Ok(Provisioned {
                     agent_id,
@@ -334,6 +405,7 @@ impl ManagementClient {
                 detail: "no secret in the verifier response",
             });
         };
+        self.ensure_wallets(&agent_id, &spec.wallets).await?;
         tracing::info!(agent_id = %agent_id, already_existed, "agent provisioned with its first secret");
         Ok(Provisioned {
             agent_id,

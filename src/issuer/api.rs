@@ -206,6 +206,24 @@ pub struct CreateVerifier {
     /// members). Absent for `secret`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwk: Option<serde_json::Value>,
+    /// For `wallet`: the CAIP-10 account (`eip155:<chain>:0x…` or `solana:<ref>:<base58>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
+/// `POST /wallet/nonce`: what to copy into the sign-in message (EIP-4361 / CAIP-122).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletNonce {
+    /// Single use, valid until `expiration_time`.
+    pub nonce: String,
+    /// The issuer URL's `host[:port]`: the message's domain.
+    pub domain: String,
+    /// The issuer URL: the message's `URI`.
+    pub uri: String,
+    /// RFC 3339: the message's `Issued At`.
+    pub issued_at: String,
+    /// RFC 3339: the message's `Expiration Time` (the nonce's end).
+    pub expiration_time: String,
 }
 
 /// `{"data": …}`.

@@ -204,6 +204,7 @@ impl From<RuleError> for ApiError {
             RuleError::NotFound(o) => Self::not_found(o.name()),
             RuleError::ExternalIdTaken
             | RuleError::KeyTaken
+            | RuleError::WalletTaken
             | RuleError::AlreadyMember
             | RuleError::WrongStatus { .. } => Self::new(StatusCode::CONFLICT, "conflict", message),
             RuleError::TooManyVerifiers | RuleError::TooManyWebhooks => {
@@ -300,7 +301,7 @@ impl OAuthError {
         Self::new(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
-            "only grant_type=client_credentials is supported",
+            "supported grant types: client_credentials, urn:agent-auth:params:oauth:grant-type:wallet",
         )
     }
 
@@ -311,6 +312,11 @@ impl OAuthError {
             "unsupported_response_type",
             "this authorization server has no interactive grant; use the token endpoint (client_credentials)",
         )
+    }
+
+    /// `invalid_grant` (400): the wallet sign-in message or its signature is not acceptable.
+    pub(crate) fn invalid_grant(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
     }
 
     pub(crate) fn invalid_scope(description: impl Into<Cow<'static, str>>) -> Self {

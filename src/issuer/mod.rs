@@ -4,7 +4,9 @@
 //! memberships, audit events, webhooks, signing-key rotation; admin key over HTTP Basic), agent
 //! self-service (the agent's own Bearer token, checked by this crate's middleware), the
 //! `client_credentials` token endpoint (client secrets, or `private_key_jwt` assertions signed
-//! with a registered key), the JWKS and RFC 8414 metadata — as the README describes it. Tokens
+//! with a registered key), wallet verifiers (CAIP-10 accounts: a reverse lookup, and sign-in
+//! with the wallet — EIP-4361 / CAIP-122 messages — as a grant of its own), the JWKS and RFC
+//! 8414 metadata — as the README describes it. Tokens
 //! are 300-second EdDSA JWTs:
 //!
 //! ```text
@@ -110,6 +112,7 @@ mod storage;
 mod test_postgres;
 mod testing;
 mod validate;
+pub(crate) mod wallet;
 mod webhook_target;
 
 use std::future::Future;
@@ -124,7 +127,7 @@ pub use agent_keys::MAX_RSA_KEY_BITS;
 pub use api::{
     AgentUsage, CreateAgent, CreateMembership, CreateOrganization, CreateVerifier, CreateWebhook,
     CreatedAgent, CreatedSecret, CreatedWebhook, Data, ListPage, RotateKey, RotatedKey,
-    TokenResponse, UpdateAgent,
+    TokenResponse, UpdateAgent, WalletNonce,
 };
 pub use client::{AdminClient, ClientError, EventQuery};
 pub use clock::{Clock, OffsetClock, SystemClock};
@@ -137,13 +140,14 @@ pub use keys::{
 pub use model::{
     Actor, ActorKind, AgentRecord, AgentStatus, CredentialInfo, EventRecord, EventType, MemberType,
     MembershipRecord, OrganizationRecord, VerifierKind, VerifierRecord, VerifierStatus,
-    WebhookRecord,
+    WalletRecord, WebhookRecord,
 };
 pub use registry::{
     ADMIN_FAILURES_PER_MINUTE, ASSERTION_LEEWAY_SECS, DELIVERY_LEASE_MS, MAX_AGENT_EVENTS,
     MAX_ASSERTION_BYTES, MAX_ASSERTION_JTIS_PER_AGENT, MAX_ASSERTION_LIFETIME_SECS,
     MAX_DELIVERY_ATTEMPTS, MAX_JTI_CHARS, MAX_PENDING_DELIVERIES, MAX_VERIFIERS_PER_AGENT,
-    MAX_WEBHOOKS, OutboxBounds, SELF_SERVICE_WRITES_PER_MINUTE,
+    MAX_WALLET_NONCES, MAX_WEBHOOKS, OutboxBounds, SELF_SERVICE_WRITES_PER_MINUTE,
+    WALLET_LEEWAY_SECS, WALLET_NONCE_LIFETIME_SECS, WALLET_NONCES_PER_MINUTE,
 };
 pub use routes::webhooks::MAX_WEBHOOK_URL_LEN;
 pub use secrets::{AdminKey, RandomError, SECRET_LEN, Secret};
@@ -157,6 +161,9 @@ pub use validate::{
     DEFAULT_PAGE_LIMIT, MAX_BODY_BYTES, MAX_DESCRIPTION_CHARS, MAX_EXPIRES_IN_SECS,
     MAX_EXTERNAL_ID_CHARS, MAX_LABEL_CHARS, MAX_NAME_CHARS, MAX_PAGE_LIMIT, MAX_REASON_CHARS,
     MAX_RESOURCE_LEN, MAX_RESOURCES, MAX_SCOPE_LEN, MAX_SCOPES, is_scope_token,
+};
+pub use wallet::{
+    AccountError, MAX_ACCOUNT_CHARS, MAX_MESSAGE_BYTES, MAX_NONCE_CHARS, MessageError,
 };
 pub use webhook_target::WebhookPolicy;
 
@@ -343,12 +350,15 @@ impl IssuerBuilder {
         let jwks_uri = format!("{base}/jwks.json");
         let metadata =
             routes::discovery::metadata_document(&issuer_url, &token_endpoint, &jwks_uri);
+        let (wallet_scheme, wallet_domain) = wallet_domain(&issuer_url);
         tracing::info!(issuer = %issuer_url, kid = %keys.current().active().kid(), "issuer ready");
         Ok(Issuer {
             shared: Arc::new(Shared {
                 token_endpoint,
                 jwks_uri,
                 issuer_url,
+                wallet_scheme,
+                wallet_domain,
                 registry,
                 keys,
                 admin: arc_swap::ArcSwap::from_pointee(admin),
@@ -364,6 +374,20 @@ impl IssuerBuilder {
             }),
         })
     }
+}
+
+/// The scheme and `host[:port]` of the issuer URL (checked by [`check_issuer_url`]): what a
+/// wallet sign-in message must name. Empty if it had none, which no message matches.
+fn wallet_domain(issuer_url: &str) -> (String, String) {
+    let Ok(url) = url::Url::parse(issuer_url) else {
+        return (String::new(), String::new());
+    };
+    let host = url.host_str().unwrap_or_default();
+    let domain = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    (url.scheme().to_owned(), domain)
 }
 
 fn check_issuer_url(raw: &str) -> Result<(), IssuerError> {

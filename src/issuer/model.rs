@@ -78,6 +78,9 @@ pub enum VerifierKind {
     /// The agent's public key (a JWK), for `private_key_jwt` client authentication
     /// (RFC 7523): the agent holds the private key, the issuer no secret at all.
     Jwk,
+    /// A blockchain account (CAIP-10, `eip155` or `solana`): found by the reverse lookup
+    /// (`GET /v1/wallets/{account}`, x402 payments) and used to sign in with the wallet.
+    Wallet,
 }
 
 /// Status of a verifier.
@@ -89,7 +92,8 @@ pub enum VerifierStatus {
 }
 
 /// What the API shows of a verifier's credential: for a secret `{"algorithm": "sha256"}`
-/// (how it is stored), for a key `{"kty", "crv"?, "alg", "thumbprint"}`.
+/// (how it is stored), for a key `{"kty", "crv"?, "alg", "thumbprint"}`, for a wallet
+/// `{"account"}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CredentialInfo {
     /// Secrets: always `sha256`.
@@ -107,6 +111,9 @@ pub struct CredentialInfo {
     /// Keys: the RFC 7638 SHA-256 thumbprint (base64url).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thumbprint: Option<String>,
+    /// Wallets: the CAIP-10 account in its canonical form (EIP-55 checksum for EVM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 /// A verifier (a secret or a public key), as the management API shows it. Never contains a
@@ -117,7 +124,7 @@ pub struct VerifierRecord {
     pub id: String,
     /// The agent it belongs to.
     pub agent_id: String,
-    /// `secret` or `jwk`.
+    /// `secret`, `jwk` or `wallet`.
     #[serde(rename = "type")]
     pub kind: VerifierKind,
     /// Always `active` today.
@@ -132,6 +139,19 @@ pub struct VerifierRecord {
     pub last_used_at: Option<i64>,
     /// Creation time (ms).
     pub created_at: i64,
+}
+
+/// A wallet account's owner, as the reverse lookup (`GET /v1/wallets/{account}`) shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletRecord {
+    /// The CAIP-10 account in its canonical form.
+    pub account: String,
+    /// The agent whose `wallet` verifier holds it.
+    pub agent_id: String,
+    /// That verifier.
+    pub verifier_id: String,
+    /// The agent.
+    pub agent: AgentRecord,
 }
 
 /// Audit event types.

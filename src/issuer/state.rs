@@ -23,6 +23,10 @@ pub const MIN_SHARED_PUBLISH_DELAY: std::time::Duration = std::time::Duration::f
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) issuer_url: String,
+    /// The issuer URL's scheme: a wallet sign-in message's scheme, when it has one.
+    pub(crate) wallet_scheme: String,
+    /// The issuer URL's `host[:port]`: a wallet sign-in message's domain.
+    pub(crate) wallet_domain: String,
     pub(crate) token_endpoint: String,
     pub(crate) jwks_uri: String,
     pub(crate) registry: Arc<Registry>,

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod keyed;
+pub mod wallet;
 
 use agent_auth::issuer::TestIssuer;
 use base64::Engine as _;

@@ -83,6 +83,9 @@ pub enum Command {
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=100))]
         limit: u16,
     },
+    /// Wallet verifiers: register a blockchain account, find the agent holding one.
+    #[command(subcommand)]
+    Wallets(WalletsCommand),
     /// Rotate the issuer's signing key.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -162,6 +165,19 @@ pub enum SecretsCommand {
         /// The verifier id (v_…).
         vid: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WalletsCommand {
+    /// Register a CAIP-10 account (eip155:<chain>:0x…, solana:<genesis hash prefix>:<key>).
+    Add {
+        agent: String,
+        account: String,
+        #[arg(long, value_name = "N")]
+        name: Option<String>,
+    },
+    /// The agent holding an account (EVM addresses in any letter case).
+    Show { account: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,7 +7,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::Failure;
-use crate::args::{AgentsCommand, Cli, Command, Global, KeysCommand, OrgsCommand, SecretsCommand};
+use crate::args::{
+    AgentsCommand, Cli, Command, Global, KeysCommand, OrgsCommand, SecretsCommand, WalletsCommand,
+};
 use crate::output::{self, AGENT_FIELDS, AGENT_ROW, EVENT_ROW, MEMBER_FIELDS, VERIFIER_ROW};
 
 /// Most pages `agents list` follows (of 100 agents each).
@@ -52,7 +54,30 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Orgs(c) => orgs(g, &admin(g)?, c).await,
+        Command::Wallets(c) => wallets(g, &admin(g)?, c).await,
     }
+}
+
+async fn wallets(g: &Global, api: &ManagementClient, c: WalletsCommand) -> Result<(), Failure> {
+    match c {
+        WalletsCommand::Add {
+            agent,
+            account,
+            name,
+        } => {
+            let mut v = api.add_wallet(&agent, &account, name.as_deref()).await?;
+            if !g.json {
+                // Flat for people: the canonical account beside the verifier's fields.
+                v["account"] = v["credential"]["account"].clone();
+            }
+            show(g, &v, &["id", "agent_id", "type", "name", "account"]);
+        }
+        WalletsCommand::Show { account } => {
+            let v = api.wallet(&account).await?;
+            show(g, &v, &["account", "agent_id", "verifier_id"]);
+        }
+    }
+    Ok(())
 }
 
 fn issuer(g: &Global) -> Result<&str, Failure> {

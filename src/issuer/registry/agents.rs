@@ -231,10 +231,12 @@ impl Registry {
                 return Err(RuleError::TooManyVerifiers);
             }
             tx.insert_verifier(&verifier, &credential)
-                .map_err(|e| match e {
-                    // Only a key's thumbprint is unique among verifiers.
-                    StorageError::Duplicate => RuleError::KeyTaken,
-                    e => RuleError::Storage(e),
+                .map_err(|e| match (e, &credential) {
+                    // Only a key's thumbprint and a wallet's account are unique among
+                    // verifiers.
+                    (StorageError::Duplicate, Credential::Wallet { .. }) => RuleError::WalletTaken,
+                    (StorageError::Duplicate, _) => RuleError::KeyTaken,
+                    (e, _) => RuleError::Storage(e),
                 })?;
             let agent_id = Some(verifier.agent_id.as_str());
             emit(

@@ -38,6 +38,8 @@ pub(crate) struct ClientGrant {
     pub(crate) scopes: Vec<String>,
     /// The audiences its tokens may carry.
     pub(crate) audiences: Audiences,
+    /// The wallet account that signed in (the token's `wallet` claim), for the wallet grant.
+    pub(crate) wallet: Option<String>,
 }
 
 /// Why a grant refuses the requested audience (`invalid_target`).
@@ -117,6 +119,8 @@ impl AuthEntry {
                     // database was edited. Such a key verifies nothing.
                     None => tracing::error!(verifier_id, "a stored agent key does not load"),
                 },
+                // Wallets authenticate by a signed sign-in message (`wallet`), never here.
+                Credential::Wallet { .. } => {}
             }
         }
         Self {
@@ -242,11 +246,24 @@ impl Registry {
     /// The grant of an agent whose verifier `verifier_id` authenticated the client, if the
     /// agent may obtain tokens now. The one rule on the agent's state, for every credential.
     pub(super) fn grant(&self, entry: &AuthEntry, verifier_id: &str) -> Option<ClientGrant> {
-        audiences(&entry.agent, self.clock.now_ms()).map(|audiences| ClientGrant {
-            verifier_id: verifier_id.to_owned(),
-            agent_id: entry.agent.id.clone(),
-            scopes: entry.agent.scopes.clone(),
-            audiences,
-        })
+        grant_for(&entry.agent, verifier_id, self.clock.now_ms())
     }
 }
+
+/// The grant of `agent` authenticated by its verifier `verifier_id`, if it may obtain tokens
+/// at `now_ms` (the state rule of the module docs).
+pub(super) fn grant_for(
+    agent: &AgentRecord,
+    verifier_id: &str,
+    now_ms: i64,
+) -> Option<ClientGrant> {
+    audiences(agent, now_ms).map(|audiences| ClientGrant {
+        verifier_id: verifier_id.to_owned(),
+        agent_id: agent.id.clone(),
+        scopes: agent.scopes.clone(),
+        audiences,
+        wallet: None,
+    })
+}
+
+impl Registry {}

@@ -19,7 +19,9 @@
 //! - `directory`: organizations and memberships;
 //! - `outbox`: audit events with their webhook deliveries, webhook endpoints;
 //! - `signing`: stored signing keys;
-//! - `throttle`: rate budgets (self-service writes, failed admin logins).
+//! - `throttle`: rate budgets (self-service writes, failed admin logins);
+//! - `wallet`: the wallet reverse lookup, sign-in nonces and the wallet grant (EIP-4361 /
+//!   CAIP-122 messages).
 
 mod admin_key;
 mod agents;
@@ -29,6 +31,7 @@ mod grant;
 mod outbox;
 mod signing;
 mod throttle;
+mod wallet;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -53,6 +56,10 @@ pub(crate) use outbox::DeliveryOutcome;
 pub use outbox::{DELIVERY_LEASE_MS, MAX_AGENT_EVENTS, MAX_PENDING_DELIVERIES};
 use throttle::RateBudget;
 pub use throttle::{ADMIN_FAILURES_PER_MINUTE, SELF_SERVICE_WRITES_PER_MINUTE};
+pub(crate) use wallet::WalletAudience;
+pub use wallet::{
+    MAX_WALLET_NONCES, WALLET_LEEWAY_SECS, WALLET_NONCE_LIFETIME_SECS, WALLET_NONCES_PER_MINUTE,
+};
 
 /// Most verifiers one agent can hold.
 pub const MAX_VERIFIERS_PER_AGENT: usize = 20;
@@ -95,6 +102,10 @@ pub(crate) enum RuleError {
     /// A public key registered already (to this agent or another: one key, one agent).
     #[error("this public key is already registered")]
     KeyTaken,
+    /// A wallet account registered already (to this agent or another: one account, one
+    /// agent).
+    #[error("this wallet account is already registered")]
+    WalletTaken,
     #[error("an agent can hold at most {MAX_VERIFIERS_PER_AGENT} verifiers")]
     TooManyVerifiers,
     #[error("at most {MAX_WEBHOOKS} webhooks")]
@@ -211,6 +222,12 @@ impl Counted for AgentRecord {
     }
 }
 
+impl Counted for super::model::WalletRecord {
+    fn add_usage(&mut self, usage: &UsageBuffer) {
+        usage.add_to_agent(&mut self.agent);
+    }
+}
+
 impl Counted for VerifierRecord {
     fn add_usage(&mut self, usage: &UsageBuffer) {
         usage.add_to_verifier(self);
@@ -256,6 +273,8 @@ pub(crate) struct Registry {
     self_service_budget: RateBudget,
     /// Failed admin authentications per client address.
     admin_failures: RateBudget,
+    /// Wallet sign-in nonces per client address.
+    wallet_nonces: RateBudget,
     bounds: OutboxBounds,
     /// When used client-assertion `jti`s are next forgotten.
     jti_purge: assertion::JtiPurge,
@@ -277,6 +296,7 @@ impl Registry {
             auth_cache: storage_is_exclusive.then(AuthCache::default),
             self_service_budget: RateBudget::new(SELF_SERVICE_WRITES_PER_MINUTE),
             admin_failures: RateBudget::new(ADMIN_FAILURES_PER_MINUTE),
+            wallet_nonces: RateBudget::new(WALLET_NONCES_PER_MINUTE),
             bounds,
             jti_purge: assertion::JtiPurge::default(),
             key_encryption: None,

@@ -22,6 +22,8 @@ use crate::issuer::storage::Credential;
 use crate::issuer::validate::{self, *};
 
 use super::extract::{ApiPath, ApiQuery, JsonBody, PageQuery};
+use super::wallets;
+use crate::issuer::wallet::account::Case;
 
 /// A new secret verifier record for `agent_id` (the secret itself is never stored).
 pub(crate) fn secret_verifier(
@@ -190,27 +192,40 @@ pub(crate) struct VerifierBody {
     name: Option<String>,
     #[serde(default)]
     jwk: Option<Box<serde_json::value::RawValue>>,
+    #[serde(default)]
+    account: Option<String>,
 }
 
 /// `POST /v1/agents/{id}/verifiers`: a new secret, returned this once; or the agent's public
-/// key (`{"type": "jwk", "jwk": {…}}`).
+/// key (`{"type": "jwk", "jwk": {…}}`); or a wallet (`{"type": "wallet", "account": …}`).
 pub(crate) async fn add_verifier(
     State(s): State<Arc<Shared>>,
     ApiPath(agent_id): ApiPath<String>,
     JsonBody(body): JsonBody<VerifierBody>,
 ) -> Result<Response, ApiError> {
     let name = opt_text("name", body.name, MAX_NAME_CHARS)?;
-    match (body.kind, body.jwk) {
-        (VerifierKind::Secret, None) => {}
-        (VerifierKind::Secret, Some(_)) => {
+    match (body.kind, body.jwk, body.account) {
+        (VerifierKind::Secret, None, None) => {}
+        (VerifierKind::Jwk, Some(jwk), None) => return add_jwk(&s, agent_id, name, &jwk).await,
+        (VerifierKind::Wallet, None, Some(account)) => {
+            return add_wallet(&s, agent_id, name, &account).await;
+        }
+        (VerifierKind::Jwk, None, _) => {
+            return Err(ApiError::validation("type \"jwk\" requires a jwk"));
+        }
+        (VerifierKind::Wallet, _, None) => {
+            return Err(ApiError::validation("type \"wallet\" requires an account"));
+        }
+        (_, Some(_), _) => {
             return Err(ApiError::validation(
                 "jwk is only allowed with type \"jwk\"",
             ));
         }
-        (VerifierKind::Jwk, None) => {
-            return Err(ApiError::validation("type \"jwk\" requires a jwk"));
+        (_, _, Some(_)) => {
+            return Err(ApiError::validation(
+                "account is only allowed with type \"wallet\"",
+            ));
         }
-        (VerifierKind::Jwk, Some(jwk)) => return add_jwk(&s, agent_id, name, &jwk).await,
     }
     let secret = Secret::generate()?;
     let verifier = secret_verifier(agent_id, name, s.registry.now_ms())?;
@@ -269,6 +284,37 @@ async fn add_jwk(
         .add_verifier(verifier, credential, s.admin_change())
         .await?;
     tracing::info!(agent_id = %verifier.agent_id, verifier_id = %verifier.id, outcome = "added", "jwk verifier added");
+    Ok((StatusCode::CREATED, Json(Data { data: verifier })).into_response())
+}
+
+/// Registers the wallet `account` (CAIP-10, validated and made canonical) as a verifier of
+/// `agent_id`; `409` if any agent holds it already.
+async fn add_wallet(
+    s: &Shared,
+    agent_id: String,
+    name: Option<String>,
+    account: &str,
+) -> Result<Response, ApiError> {
+    let account = wallets::account(account, Case::Checked)?.to_string();
+    let verifier = VerifierRecord {
+        id: new_id("v_")?,
+        agent_id,
+        kind: VerifierKind::Wallet,
+        status: VerifierStatus::Active,
+        name,
+        credential: CredentialInfo {
+            account: Some(account.clone()),
+            ..CredentialInfo::default()
+        },
+        usage_count: 0,
+        last_used_at: None,
+        created_at: s.registry.now_ms(),
+    };
+    let verifier = s
+        .registry
+        .add_verifier(verifier, Credential::Wallet { account }, s.admin_change())
+        .await?;
+    tracing::info!(agent_id = %verifier.agent_id, verifier_id = %verifier.id, outcome = "added", "wallet verifier added");
     Ok((StatusCode::CREATED, Json(Data { data: verifier })).into_response())
 }
 

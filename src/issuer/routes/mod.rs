@@ -1,7 +1,7 @@
 //! HTTP: the router and the admin-key guard. Handlers validate the shape of their input, call
 //! one method of the registry (which decides), and shape its answer: [`token`] (`POST /token`),
 //! [`agents`] (agents and verifiers), [`me`] (self-service), [`orgs`], [`events`] (audit log),
-//! [`webhooks`], [`keys`] (rotation), [`discovery`] (JWKS, RFC 8414 metadata, the refusing `/authorize`). Every extraction
+//! [`webhooks`], [`keys`] (rotation), [`wallets`] (reverse lookup, sign-in nonces, the wallet grant), [`discovery`] (JWKS, RFC 8414 metadata, the refusing `/authorize`). Every extraction
 //! helper is in [`extract`].
 
 pub(crate) mod agents;
@@ -12,6 +12,7 @@ pub(crate) mod keys;
 pub(crate) mod me;
 pub(crate) mod orgs;
 pub(crate) mod token;
+pub(crate) mod wallets;
 pub(crate) mod webhooks;
 
 use std::net::SocketAddr;
@@ -45,6 +46,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             "/v1/agents/{id}/verifiers/{vid}",
             delete(agents::delete_verifier),
         )
+        .route("/v1/wallets/{account}", get(wallets::lookup))
         .route("/v1/events", get(events::list))
         .route("/v1/keys/rotate", post(keys::rotate))
         .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
@@ -76,6 +78,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route_layer(auth);
     Router::new()
         .route("/token", post(token::token))
+        .route("/wallet/nonce", post(wallets::nonce))
         .route(
             "/authorize",
             get(discovery::authorize).post(discovery::authorize),

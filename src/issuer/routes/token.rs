@@ -6,7 +6,8 @@
 //! Hot path: parse the form, SHA-256 the presented secret, one registry decision (one read,
 //! constant-time hash comparison), sign with the preloaded key, bump the buffered counters. A
 //! client assertion is decided by the registry too (`registry::assertion`), which also marks
-//! its `jti` used (one write).
+//! its `jti` used (one write). The wallet grant (`routes::wallets`, `registry::wallet`) takes no
+//! client authentication: a signed sign-in message; its token carries a `wallet` claim.
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ use crate::issuer::state::Shared;
 use crate::issuer::validate::{MAX_BODY_BYTES, MAX_SCOPES, is_scope_token};
 
 use super::extract::{BasicAuth, BodyError, basic_credentials, media_type, read_body};
+use super::wallets::{self, WALLET_GRANT_TYPE};
 
 #[derive(Serialize)]
 struct AgentDat {
@@ -46,6 +48,9 @@ struct AccessClaims<'a> {
     client_id: &'a str,
     scope: &'a str,
     dat: AgentDat,
+    /// The CAIP-10 account that signed in (wallet grant only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wallet: Option<&'a str>,
 }
 
 /// The recognised form parameters; each at most once (RFC 6749 §3.2). Empty values count as
@@ -59,12 +64,16 @@ struct TokenForm {
     resource: Option<String>,
     client_assertion_type: Option<String>,
     client_assertion: Option<String>,
+    /// Wallet grant: the signed EIP-4361 / CAIP-122 text.
+    message: Option<String>,
+    /// Wallet grant: its signature.
+    signature: Option<String>,
 }
 
 impl TokenForm {
     fn parse(body: &[u8]) -> Result<Self, OAuthError> {
         let mut form = Self::default();
-        let mut seen = [false; 7];
+        let mut seen = [false; 9];
         for (key, value) in url::form_urlencoded::parse(body) {
             let (slot, i) = match key.as_ref() {
                 "grant_type" => (&mut form.grant_type, 0),
@@ -74,6 +83,8 @@ impl TokenForm {
                 "resource" => (&mut form.resource, 4),
                 "client_assertion_type" => (&mut form.client_assertion_type, 5),
                 "client_assertion" => (&mut form.client_assertion, 6),
+                "message" => (&mut form.message, 7),
+                "signature" => (&mut form.signature, 8),
                 _ => continue,
             };
             if std::mem::replace(&mut seen[i], true) {
@@ -309,10 +320,26 @@ async fn issue(s: &Shared, req: Request) -> Result<Response, OAuthError> {
             BodyError::Timeout => OAuthError::request_timeout(),
         })?;
     let mut form = TokenForm::parse(&bytes)?;
-    let auth = client_auth(basic, &mut form)?;
+    let wallet = form.grant_type.as_deref() == Some(WALLET_GRANT_TYPE);
+    let auth = if wallet {
+        // The signed message is the authentication: no client credentials beside it.
+        let any_client_auth = !matches!(basic, BasicAuth::Absent)
+            || form.client_secret.is_some()
+            || form.client_assertion.is_some()
+            || form.client_assertion_type.is_some();
+        if any_client_auth {
+            return Err(OAuthError::invalid_request(
+                "the wallet grant takes no client authentication",
+            ));
+        }
+        None
+    } else {
+        Some(client_auth(basic, &mut form)?)
+    };
     match form.grant_type.as_deref() {
         None => return Err(OAuthError::invalid_request("grant_type is required")),
         Some("client_credentials") => {}
+        Some(_) if wallet => {}
         Some(_) => return Err(OAuthError::unsupported_grant_type()),
     }
     let requested = form.scope.as_deref().map(requested_scopes).transpose()?;
@@ -320,7 +347,12 @@ async fn issue(s: &Shared, req: Request) -> Result<Response, OAuthError> {
         check_resource(resource)?;
     }
 
-    let grant = authenticate(s, auth).await?;
+    let grant = match auth {
+        Some(auth) => authenticate(s, auth).await?,
+        None => {
+            wallets::authenticate(s, form.message.as_deref(), form.signature.as_deref()).await?
+        }
+    };
 
     let scopes = match requested {
         None => grant.scopes.clone(),
@@ -354,6 +386,7 @@ async fn issue(s: &Shared, req: Request) -> Result<Response, OAuthError> {
         client_id: &grant.agent_id,
         scope: &scope,
         dat: AgentDat { kind: "agent" },
+        wallet: grant.wallet.as_deref(),
     };
     let keys = s.keys.at(now).map_err(|e| {
         tracing::error!(error = %e, "token endpoint: signing keys could not be rebuilt");

@@ -113,6 +113,13 @@ pub(crate) enum Credential {
         /// The public JWK as accepted at registration (`issuer::agent_keys`).
         jwk: String,
     },
+    /// A wallet account (CAIP-10, canonical form): one account belongs to one agent, and
+    /// [`Tx::wallet_owner`] finds it. Deleting the verifier (or its agent) removes the mapping
+    /// in the same transaction.
+    Wallet {
+        /// The canonical account (`issuer::wallet::account`).
+        account: String,
+    },
 }
 
 impl fmt::Debug for Credential {
@@ -121,6 +128,7 @@ impl fmt::Debug for Credential {
             Self::Secret(_) => f.write_str("Credential::Secret(<redacted>)"),
             // Public material, but nothing needs it in logs.
             Self::Jwk { .. } => f.write_str("Credential::Jwk"),
+            Self::Wallet { account } => write!(f, "Credential::Wallet({account})"),
         }
     }
 }
@@ -186,6 +194,13 @@ pub(crate) struct UsageDelta {
     pub(crate) last_at: i64,
 }
 
+/// Who holds a wallet account: the agent and its `wallet` verifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WalletOwner {
+    pub(crate) agent_id: String,
+    pub(crate) verifier_id: String,
+}
+
 /// One transaction's primitive reads and writes. Implementations run plain SQL; every decision
 /// is the caller's. Lists are oldest first unless they return a [`Page`] (newest first).
 pub(crate) trait Tx {
@@ -215,8 +230,20 @@ pub(crate) trait Tx {
         verifier: &VerifierRecord,
         credential: &Credential,
     ) -> Result<(), StorageError>;
-    /// Removes a verifier; `false` if there was none.
+    /// Removes a verifier (a wallet's account mapping with it); `false` if there was none.
     fn delete_verifier(&mut self, id: &str) -> Result<bool, StorageError>;
+
+    /// The holder of the wallet `account` (canonical form, compared exactly).
+    fn wallet_owner(&mut self, account: &str) -> Result<Option<WalletOwner>, StorageError>;
+    /// How many sign-in nonces are kept (expired ones included until purged).
+    fn wallet_nonce_count(&mut self) -> Result<u64, StorageError>;
+    /// Keeps a sign-in nonce until `expires_at` (ms); `Duplicate` if it is kept already.
+    fn insert_wallet_nonce(&mut self, nonce: &str, expires_at: i64) -> Result<(), StorageError>;
+    /// Removes `nonce` if it is kept and unexpired at `now_ms`; whether it was (single use:
+    /// of concurrent transactions taking one nonce, exactly one gets `true`).
+    fn take_wallet_nonce(&mut self, nonce: &str, now_ms: i64) -> Result<bool, StorageError>;
+    /// Forgets the nonces that expired at or before `now_ms`.
+    fn purge_wallet_nonces(&mut self, now_ms: i64) -> Result<(), StorageError>;
 
     /// Forgets the used client-assertion `jti`s that expired at or before `now_ms`: of one
     /// agent, or of every agent when `None`.

@@ -126,6 +126,22 @@ CREATE TABLE assertion_jtis (
 ) WITHOUT ROWID;
 CREATE INDEX assertion_jtis_expiry ON assertion_jtis(expires_at);
 "#,
+    // Wallets (`wallet` verifiers): the reverse lookup account → verifier, one agent per
+    // account, gone with its verifier (and so with its agent) in the same transaction; and the
+    // sign-in nonces, kept until used or expired.
+    r#"
+CREATE TABLE wallet_accounts (
+    account TEXT PRIMARY KEY,
+    verifier_id TEXT NOT NULL UNIQUE REFERENCES verifiers(id) ON DELETE CASCADE,
+    agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX wallet_accounts_agent ON wallet_accounts(agent_id);
+CREATE TABLE wallet_nonces (
+    nonce TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX wallet_nonces_expiry ON wallet_nonces(expires_at);
+"#,
 ];
 
 /// Reader connections of a file database, besides the writer.

@@ -9,13 +9,14 @@ use crate::issuer::model::{
     ActorKind, AgentRecord, EventFilter, EventRecord, MembershipRecord, OrganizationRecord, Page,
     PageRequest, VerifierRecord, WebhookRecord,
 };
-use crate::issuer::secrets::SecretHash;
 use crate::issuer::storage::{
     Credential, PendingDelivery, StorageError, StoredAdminKey, StoredSigningKey, Tx, UsageDelta,
-    WebhookKey, decode_cursor, page_of,
+    WalletOwner, WebhookKey, decode_cursor, page_of,
 };
 
 mod jtis;
+mod verifiers;
+mod wallets;
 
 /// A transaction (or a read snapshot) on one connection.
 pub(super) struct SqliteTx<'c> {
@@ -228,64 +229,11 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn verifiers(&mut self, agent_id: &str) -> Result<Vec<VerifierRecord>, StorageError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT record, usage_count, last_used_at FROM verifiers
-                 WHERE agent_id = ?1 ORDER BY seq",
-            )
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map([agent_id], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, Option<i64>>(2)?,
-                ))
-            })
-            .map_err(backend)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (rec, n, last) = row.map_err(backend)?;
-            let mut v: VerifierRecord = from_json(&rec)?;
-            v.usage_count = to_u64(n);
-            v.last_used_at = last;
-            out.push(v);
-        }
-        Ok(out)
+        verifiers::list(self, agent_id)
     }
 
     fn credentials(&mut self, agent_id: &str) -> Result<Vec<(String, Credential)>, StorageError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id, hash, jwk FROM verifiers WHERE agent_id = ?1 ORDER BY seq")
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map([agent_id], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Vec<u8>>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                ))
-            })
-            .map_err(backend)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, hash, jwk) = row.map_err(backend)?;
-            // A hash of the wrong length cannot have come from this code: it matches nothing.
-            let Ok(hash) = <[u8; 32]>::try_from(hash) else {
-                continue;
-            };
-            let credential = match jwk {
-                None => Credential::Secret(SecretHash::from_bytes(hash)),
-                Some(jwk) => Credential::Jwk {
-                    thumbprint: hash,
-                    jwk,
-                },
-            };
-            out.push((id, credential));
-        }
-        Ok(out)
+        verifiers::credentials(self, agent_id)
     }
 
     fn insert_verifier(
@@ -293,21 +241,7 @@ impl Tx for SqliteTx<'_> {
         verifier: &VerifierRecord,
         credential: &Credential,
     ) -> Result<(), StorageError> {
-        let (hash, jwk) = match credential {
-            Credential::Secret(hash) => (hash.as_bytes(), None),
-            Credential::Jwk { thumbprint, jwk } => (thumbprint, Some(jwk)),
-        };
-        self.execute(
-            "INSERT INTO verifiers (id, agent_id, hash, jwk, record) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                verifier.id,
-                verifier.agent_id,
-                hash.as_slice(),
-                jwk,
-                to_json(verifier)?
-            ],
-        )
-        .map(drop)
+        verifiers::insert(self, verifier, credential)
     }
 
     fn purge_assertion_jtis(
@@ -332,7 +266,28 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn delete_verifier(&mut self, id: &str) -> Result<bool, StorageError> {
+        // `wallet_accounts` follows by its foreign key's cascade.
         Ok(self.execute("DELETE FROM verifiers WHERE id = ?1", [id])? > 0)
+    }
+
+    fn wallet_owner(&mut self, account: &str) -> Result<Option<WalletOwner>, StorageError> {
+        wallets::owner(self, account)
+    }
+
+    fn wallet_nonce_count(&mut self) -> Result<u64, StorageError> {
+        wallets::nonce_count(self)
+    }
+
+    fn insert_wallet_nonce(&mut self, nonce: &str, expires_at: i64) -> Result<(), StorageError> {
+        wallets::insert_nonce(self, nonce, expires_at)
+    }
+
+    fn take_wallet_nonce(&mut self, nonce: &str, now_ms: i64) -> Result<bool, StorageError> {
+        wallets::take_nonce(self, nonce, now_ms)
+    }
+
+    fn purge_wallet_nonces(&mut self, now_ms: i64) -> Result<(), StorageError> {
+        wallets::purge_nonces(self, now_ms)
     }
 
     fn organization(&mut self, id: &str) -> Result<Option<OrganizationRecord>, StorageError> {

@@ -1,6 +1,8 @@
 //! [`AdminClient`]: a typed HTTP client for the management API and the token endpoint, over
 //! `reqwest`. Used by [`TestIssuer`](super::TestIssuer), and usable against any running issuer.
 
+mod wallets;
+
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -308,6 +310,7 @@ impl AdminClient {
             kind: VerifierKind::Secret,
             name: name.map(str::to_owned),
             jwk: None,
+            account: None,
         };
         let (s, b) = self
             .admin_call(
@@ -332,6 +335,7 @@ impl AdminClient {
             kind: VerifierKind::Jwk,
             name: name.map(str::to_owned),
             jwk: Some(jwk),
+            account: None,
         };
         let (s, b) = self
             .admin_call(
@@ -524,6 +528,12 @@ impl AdminClient {
             }
             Secret::new(form.finish())
         };
+        self.post_token_form(body).await
+    }
+
+    /// `POST /token` with a form body (kept redacted: it may hold a secret); RFC 6749 errors
+    /// become [`ClientError::OAuth`].
+    async fn post_token_form(&self, body: Secret) -> Result<TokenResponse, ClientError> {
         let res = self
             .http
             .post(self.url(&["token"])?)
