@@ -3,8 +3,9 @@
 //! (written with each token) usage counters. One run, one process: the ratios are what it shows.
 //!
 //! `cargo bench --features postgres --bench replicas`; `-- --test` is a smoke run (CI). Needs
-//! PostgreSQL installed (a throwaway server is started, as in the tests); without it only the
-//! SQLite rows run, unless `AGENT_AUTH_REQUIRE_POSTGRES=1`.
+//! PostgreSQL installed (a throwaway server is started as in the tests, but with PostgreSQL's
+//! default durability: `fsync` and synchronous commits on, as SQLite's `synchronous=FULL`);
+//! without it only the SQLite rows run, unless `AGENT_AUTH_REQUIRE_POSTGRES=1`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -122,7 +123,9 @@ fn main() {
         .expect("a Tokio runtime");
     rt.block_on(async {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let pg = TestPostgres::start().await.expect("PostgreSQL starts");
+        let pg = TestPostgres::start_durable()
+            .await
+            .expect("PostgreSQL starts");
         let mut setups = vec![
             (
                 "sqlite",

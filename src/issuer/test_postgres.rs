@@ -2,7 +2,7 @@
 //!
 //! `initdb` in a temporary directory, `postgres` on a free port of `127.0.0.1` (and a Unix
 //! socket in that directory), trust authentication for the `postgres` user, no `fsync` (the
-//! data is thrown away). Running as root, the server runs as the system user `postgres` (it
+//! data is thrown away; [`TestPostgres::start_durable`] keeps PostgreSQL's defaults). Running as root, the server runs as the system user `postgres` (it
 //! refuses to run as root). It is killed when dropped, and a watchdog kills it (and removes
 //! the directory) if the test process dies first.
 //!
@@ -110,6 +110,16 @@ fn free_port() -> io::Result<u16> {
 impl TestPostgres {
     /// Starts a server; `Ok(None)` when PostgreSQL is not installed (and not required).
     pub async fn start() -> io::Result<Option<Self>> {
+        Self::start_with(false).await
+    }
+
+    /// [`start`](Self::start) with PostgreSQL's own durability settings (`fsync`, synchronous
+    /// commits, full-page writes on), for benchmarks that count the cost of a commit.
+    pub async fn start_durable() -> io::Result<Option<Self>> {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(durable: bool) -> io::Result<Option<Self>> {
         let Some(bin) = bin_dir() else {
             if postgres_required() {
                 return Err(other(
@@ -143,6 +153,18 @@ impl TestPostgres {
         }
         let port = free_port()?;
         let log = std::fs::File::create(dir.join("server.log"))?;
+        let fast: &[&str] = if durable {
+            &[]
+        } else {
+            &[
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
+        };
         let server = command(&bin.join("postgres"), user)
             .arg("-D")
             .arg(&data)
@@ -151,8 +173,8 @@ impl TestPostgres {
             .arg("-k")
             .arg(&dir)
             .args(["-c", "listen_addresses=127.0.0.1"])
-            .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
-            .args(["-c", "full_page_writes=off", "-c", "max_connections=400"])
+            .args(fast)
+            .args(["-c", "max_connections=400"])
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -486,6 +486,9 @@ mod tests {
     /// one list and not the other fails here.
     #[test]
     fn every_sqlite_migration_has_its_postgres_twin() {
-        assert_eq!(super::sqlite::MIGRATIONS.len(), super::postgres::MIGRATIONS.len());
+        assert_eq!(
+            super::sqlite::MIGRATIONS.len(),
+            super::postgres::MIGRATIONS.len()
+        );
     }
 }
