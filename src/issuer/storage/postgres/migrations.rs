@@ -104,4 +104,20 @@ CREATE TABLE assertion_jtis (
 );
 CREATE INDEX assertion_jtis_expiry ON assertion_jtis(expires_at);
 "#,
+    // 5: wallets (`wallet` verifiers): the reverse lookup account → verifier, one agent per
+    // account, gone with its verifier (and so with its agent) in the same transaction; and the
+    // sign-in nonces, kept until used or expired.
+    r#"
+CREATE TABLE wallet_accounts (
+    account TEXT PRIMARY KEY,
+    verifier_id TEXT NOT NULL UNIQUE REFERENCES verifiers(id) ON DELETE CASCADE,
+    agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE
+);
+CREATE INDEX wallet_accounts_agent ON wallet_accounts(agent_id);
+CREATE TABLE wallet_nonces (
+    nonce TEXT PRIMARY KEY,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX wallet_nonces_expiry ON wallet_nonces(expires_at);
+"#,
 ];

@@ -3,6 +3,7 @@
 
 mod outbox;
 mod records;
+mod wallets;
 
 use deadpool_postgres::Client;
 use serde::Serialize;
@@ -17,7 +18,7 @@ use crate::issuer::model::{
 };
 use crate::issuer::storage::{
     Credential, PendingDelivery, StorageError, StoredAdminKey, StoredSigningKey, Tx, UsageDelta,
-    WebhookKey, decode_cursor,
+    WalletOwner, WebhookKey, decode_cursor,
 };
 
 /// Query parameters.
@@ -253,9 +254,13 @@ impl Tx for PgTx<'_> {
         verifier: &VerifierRecord,
         credential: &Credential,
     ) -> Result<(), StorageError> {
+        // A wallet has no hash: all zeros, whose preimage nobody knows (and `credentials`
+        // reads the row as a wallet, never as a secret), as on SQLite.
+        const NO_HASH: [u8; 32] = [0; 32];
         let (hash, jwk) = match credential {
             Credential::Secret(hash) => (hash.as_bytes(), None),
             Credential::Jwk { thumbprint, jwk } => (thumbprint, Some(jwk)),
+            Credential::Wallet { .. } => (&NO_HASH, None),
         };
         self.guarded(
             "INSERT INTO verifiers (id, agent_id, hash, jwk, record) VALUES ($1, $2, $3, $4, $5)",
@@ -266,12 +271,36 @@ impl Tx for PgTx<'_> {
                 &jwk,
                 &to_json(verifier)?,
             ],
-        )
-        .map(drop)
+        )?;
+        if let Credential::Wallet { account } = credential {
+            wallets::map(self, account, &verifier.id, &verifier.agent_id)?;
+        }
+        Ok(())
     }
 
     fn delete_verifier(&mut self, id: &str) -> Result<bool, StorageError> {
+        // `wallet_accounts` follows by its foreign key's cascade.
         Ok(self.execute("DELETE FROM verifiers WHERE id = $1", &[&id])? > 0)
+    }
+
+    fn wallet_owner(&mut self, account: &str) -> Result<Option<WalletOwner>, StorageError> {
+        wallets::owner(self, account)
+    }
+
+    fn wallet_nonce_count(&mut self) -> Result<u64, StorageError> {
+        wallets::nonce_count(self)
+    }
+
+    fn insert_wallet_nonce(&mut self, nonce: &str, expires_at: i64) -> Result<(), StorageError> {
+        wallets::insert_nonce(self, nonce, expires_at)
+    }
+
+    fn take_wallet_nonce(&mut self, nonce: &str, now_ms: i64) -> Result<bool, StorageError> {
+        wallets::take_nonce(self, nonce, now_ms)
+    }
+
+    fn purge_wallet_nonces(&mut self, now_ms: i64) -> Result<(), StorageError> {
+        wallets::purge_nonces(self, now_ms)
     }
 
     fn purge_assertion_jtis(

@@ -72,7 +72,9 @@ pub(super) fn credentials(
     agent_id: &str,
 ) -> Result<Vec<(String, Credential)>, StorageError> {
     let rows = tx.query(
-        "SELECT id, hash, jwk FROM verifiers WHERE agent_id = $1 ORDER BY seq",
+        "SELECT v.id, v.hash, v.jwk, w.account FROM verifiers v
+             LEFT JOIN wallet_accounts w ON w.verifier_id = v.id
+             WHERE v.agent_id = $1 ORDER BY v.seq",
         &[&agent_id],
     )?;
     let mut out = Vec::with_capacity(rows.len());
@@ -80,13 +82,15 @@ pub(super) fn credentials(
         let id: String = get(r, 0)?;
         let hash: Vec<u8> = get(r, 1)?;
         let jwk: Option<String> = get(r, 2)?;
+        let account: Option<String> = get(r, 3)?;
         // A hash of the wrong length cannot have come from this code: it matches nothing.
         let Ok(hash) = <[u8; 32]>::try_from(hash) else {
             continue;
         };
-        let credential = match jwk {
-            None => Credential::Secret(SecretHash::from_bytes(hash)),
-            Some(jwk) => Credential::Jwk {
+        let credential = match (jwk, account) {
+            (_, Some(account)) => Credential::Wallet { account },
+            (None, None) => Credential::Secret(SecretHash::from_bytes(hash)),
+            (Some(jwk), None) => Credential::Jwk {
                 thumbprint: hash,
                 jwk,
             },
