@@ -15,6 +15,8 @@
 //! Written here rather than taken from `rmcp`: the guard has to sit in front of the server,
 //! before its own parsing, and decide from the same bytes.
 
+mod jsonrpc;
+
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::Pin;
@@ -26,11 +28,11 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
-use serde_json::Value;
 use tower::{Layer, Service};
 
 use crate::agent::Agent;
 use crate::challenge::{close_connection, closing_if_body_unread};
+use jsonrpc::Member;
 
 /// Bodies up to this size are classified unless configured otherwise: MCP requests are small
 /// JSON-RPC messages, and this keeps the buffered copy bounded.
@@ -110,36 +112,36 @@ impl Rules {
 
     /// The scopes `body` needs, or `None` when it cannot be classified.
     fn classify(&self, body: &[u8]) -> Option<BTreeSet<&str>> {
-        // Strict: a duplicate `method` or `name` could be read one way here and another way
-        // by the server.
-        let message = crate::strict_json::parse_object(body).ok()?;
         let mut needed = BTreeSet::new();
-        match &message {
-            Value::Array(batch) if !batch.is_empty() => {
-                for message in batch {
+        match jsonrpc::read(body)? {
+            jsonrpc::Body::One(message) => self.add_needs(&message, &mut needed)?,
+            jsonrpc::Body::Batch(batch) => {
+                for message in &batch {
                     self.add_needs(message, &mut needed)?;
                 }
             }
-            Value::Object(_) => self.add_needs(&message, &mut needed)?,
-            _ => return None,
         }
         Some(needed)
     }
 
-    fn add_needs<'a>(&'a self, message: &Value, needed: &mut BTreeSet<&'a str>) -> Option<()> {
-        let message = message.as_object()?;
-        match message.get("method") {
-            Some(Value::String(method)) if method == "tools/call" => {
-                let name = message.get("params")?.get("name")?.as_str()?;
-                let scopes = self.tools.get(name)?;
+    fn add_needs<'a>(
+        &'a self,
+        message: &jsonrpc::Message<'_>,
+        needed: &mut BTreeSet<&'a str>,
+    ) -> Option<()> {
+        match &message.method {
+            Member::Str(method) if method == "tools/call" => {
+                let Member::Str(name) = &message.tool_name else {
+                    return None;
+                };
+                let scopes = self.tools.get(&**name)?;
                 needed.extend(scopes.iter().map(|s| &**s));
                 Some(())
             }
-            Some(Value::String(_)) => Some(()),
-            Some(_) => None,
-            // A response or error the client sends back to the server.
-            None if message.contains_key("result") || message.contains_key("error") => Some(()),
-            None => None,
+            Member::Str(_) => Some(()),
+            Member::Other => None,
+            Member::Absent if message.is_response => Some(()),
+            Member::Absent => None,
         }
     }
 }
@@ -237,11 +239,11 @@ enum Read {
 /// Reads `body` up to `limit` bytes. Returns what was learnt and a body that replays every byte
 /// read, followed by the rest when the limit stopped the reading.
 async fn read_bounded(mut body: Body, limit: usize) -> (Read, Body) {
-    let mut buffered = BytesMut::new();
+    let mut buffered = Buffered::Empty;
     loop {
         match body.frame().await {
             None => {
-                let bytes = buffered.freeze();
+                let bytes = buffered.into_bytes();
                 return (Read::Whole(bytes.clone()), Body::from(bytes));
             }
             Some(Err(_)) => return (Read::Failed, Body::empty()),
@@ -249,15 +251,57 @@ async fn read_bounded(mut body: Body, limit: usize) -> (Read, Body) {
                 let Ok(data) = frame.into_data() else {
                     continue; // trailers: nothing to classify
                 };
-                buffered.extend_from_slice(&data);
+                buffered.push(data);
                 if buffered.len() > limit {
                     let head = futures_util::stream::once(std::future::ready(
-                        Ok::<_, axum::Error>(buffered.freeze()),
+                        Ok::<_, axum::Error>(buffered.into_bytes()),
                     ));
                     let rest = body.into_data_stream();
                     return (Read::Oversize, Body::from_stream(head.chain(rest)));
                 }
             }
+        }
+    }
+}
+
+/// The frames read so far: a body of one frame (the usual small JSON-RPC request) is kept as
+/// it came, without a copy.
+enum Buffered {
+    Empty,
+    One(Bytes),
+    Many(BytesMut),
+}
+
+impl Buffered {
+    fn push(&mut self, data: Bytes) {
+        *self = match std::mem::replace(self, Buffered::Empty) {
+            Buffered::Empty => Buffered::One(data),
+            Buffered::One(first) => {
+                let mut many = BytesMut::with_capacity(first.len() + data.len());
+                many.extend_from_slice(&first);
+                many.extend_from_slice(&data);
+                Buffered::Many(many)
+            }
+            Buffered::Many(mut many) => {
+                many.extend_from_slice(&data);
+                Buffered::Many(many)
+            }
+        };
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Buffered::Empty => 0,
+            Buffered::One(bytes) => bytes.len(),
+            Buffered::Many(many) => many.len(),
+        }
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Buffered::Empty => Bytes::new(),
+            Buffered::One(bytes) => bytes,
+            Buffered::Many(many) => many.freeze(),
         }
     }
 }
@@ -337,5 +381,91 @@ mod tests {
         ] {
             assert_eq!(needs(body), EVERYTHING, "{body}");
         }
+    }
+
+    /// The reading this module replaced: a strict `serde_json::Value`, then its members.
+    fn classify_by_value<'a>(rules: &'a Rules, body: &[u8]) -> Option<BTreeSet<&'a str>> {
+        use serde_json::Value;
+        fn add<'a>(
+            rules: &'a Rules,
+            message: &Value,
+            needed: &mut BTreeSet<&'a str>,
+        ) -> Option<()> {
+            let message = message.as_object()?;
+            match message.get("method") {
+                Some(Value::String(method)) if method == "tools/call" => {
+                    let name = message.get("params")?.get("name")?.as_str()?;
+                    needed.extend(rules.tools.get(name)?.iter().map(|s| &**s));
+                    Some(())
+                }
+                Some(Value::String(_)) => Some(()),
+                Some(_) => None,
+                None if message.contains_key("result") || message.contains_key("error") => Some(()),
+                None => None,
+            }
+        }
+        let message = crate::strict_json::parse_object(body).ok()?;
+        let mut needed = BTreeSet::new();
+        match &message {
+            Value::Array(batch) if !batch.is_empty() => {
+                for message in batch {
+                    add(rules, message, &mut needed)?;
+                }
+            }
+            Value::Object(_) => add(rules, &message, &mut needed)?,
+            _ => return None,
+        }
+        Some(needed)
+    }
+
+    #[test]
+    fn the_typed_reading_decides_as_the_value_reading_did() {
+        let scopes = scopes();
+        let rules = &scopes.rules;
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/mcp_classify");
+        let mut bodies: Vec<Vec<u8>> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
+            .collect();
+        bodies.extend(
+            [
+                r#"{"method":"tools/call","params":["triage_ticket"]}"#,
+                r#"{"method":"tools/list","params":[1,2]}"#,
+                r#"{"method":"tools/call","params":{"name":"list_tickets","name2":{"name":"triage_ticket"}}}"#,
+                r#"{"method":"tools\/call","params":{"n\u0061me":"triage_ticket"}}"#,
+                r#"{"method":null,"result":1}"#,
+                r#"{"result":null}"#,
+                r#"{"error":[]}"#,
+                r#"{"method":"tools/call","params":null}"#,
+                r#"{"method":"tools/call","params":{"name":null}}"#,
+                r#"{"method":"tools/call","params":{"arguments":{"a":1,"a":2},"name":"ping"}}"#,
+                r#"[[{"method":"tools/list"}]]"#,
+                r#"[{"method":"tools/list"},{"method":"tools/call","params":{"name":"list_tickets"}}]"#,
+            ]
+            .map(|b| b.as_bytes().to_vec()),
+        );
+        bodies.push(b"{\"method\":\"tools/list\",\"x\":\"\xff\"}".to_vec());
+        assert!(bodies.len() > 15, "the seeds were read");
+        let mut compared = 0;
+        for body in &bodies {
+            // The body, each of its prefixes, and each one-byte deletion.
+            let mut variants = vec![body.clone()];
+            variants.extend((0..body.len()).map(|n| body[..n].to_vec()));
+            variants.extend((0..body.len()).map(|n| {
+                let mut v = body.clone();
+                v.remove(n);
+                v
+            }));
+            for variant in &variants {
+                assert_eq!(
+                    rules.classify(variant),
+                    classify_by_value(rules, variant),
+                    "{}",
+                    String::from_utf8_lossy(variant)
+                );
+                compared += 1;
+            }
+        }
+        assert!(compared > 1000);
     }
 }
