@@ -2,12 +2,14 @@
 //! [`McpToolScopes`](super::McpToolScopes): `method`, `params.name`, and whether a message is a
 //! response (`result` or `error`). Everything else is skipped.
 //!
-//! Two passes over the bytes: [`strict_json::check_object`](crate::strict_json::check_object)
-//! accepts the document (serde_json's syntax and limits, no duplicate member name at any level,
-//! so no member below can be read one way here and another way by the server), then one typed
-//! pass borrows the deciding strings from the body. This accepts exactly the documents that
-//! building a strict `serde_json::Value` accepted, and reads the same members from them, without
-//! allocating the tree (a unit test compares the two readings).
+//! One typed pass over the bytes with serde_json (its syntax and limits: UTF-8, nesting depth
+//! 128, nothing after the document): the deciding strings are borrowed from the body, every
+//! other value is skipped without being built. A deciding member that appears twice (`method`,
+//! `params`, `result`, `error` in a message, `name` in `params`) makes the body unclassifiable:
+//! this reader and the server could pick different ones. Duplicates elsewhere (in `arguments`,
+//! say) cannot change which tool runs and are left to the server. On every body without
+//! duplicates this decides as building a strict `serde_json::Value` did, without allocating the
+//! tree (a unit test compares the two readings).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -43,10 +45,9 @@ pub(super) enum Member<'a> {
 /// The body's messages, or `None` when it is not one JSON document the strict reader accepts,
 /// or not an object or a non-empty array of objects.
 pub(super) fn read(body: &[u8]) -> Option<Body<'_>> {
-    // JSON outside strings is ASCII and serde_json checks UTF-8 inside them: checking the
-    // whole body first refuses exactly what reading it would.
+    // serde_json skips ignored strings without checking their UTF-8: check the whole body, as
+    // the server's parse will (JSON outside strings is ASCII, so this refuses nothing more).
     let text = std::str::from_utf8(body).ok()?;
-    crate::strict_json::check_object(text).ok()?;
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let body = deserializer.deserialize_any(BodyVisitor).ok()?;
     deserializer.end().ok()?;
@@ -97,11 +98,23 @@ impl<'de> Visitor<'de> for MessageVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Message<'de>, A::Error> {
         let mut message = Message::default();
+        let (mut method, mut params, mut result, mut error) = (false, false, false, false);
         while let Some(name) = map.next_key_seed(Name)? {
             match &*name {
-                "method" => message.method = map.next_value_seed(MemberSeed)?,
-                "params" => message.tool_name = map.next_value_seed(ParamsSeed)?,
+                "method" => {
+                    once(&mut method)?;
+                    message.method = map.next_value_seed(MemberSeed)?;
+                }
+                "params" => {
+                    once(&mut params)?;
+                    message.tool_name = map.next_value_seed(ParamsSeed)?;
+                }
                 "result" | "error" => {
+                    once(if &*name == "result" {
+                        &mut result
+                    } else {
+                        &mut error
+                    })?;
                     message.is_response = true;
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -112,6 +125,14 @@ impl<'de> Visitor<'de> for MessageVisitor {
         }
         Ok(message)
     }
+}
+
+/// Marks a deciding member seen; a second one is an error.
+fn once<E: de::Error>(seen: &mut bool) -> Result<(), E> {
+    if std::mem::replace(seen, true) {
+        return Err(E::custom("duplicate deciding member"));
+    }
+    Ok(())
 }
 
 /// `params`: the `name` member of an object, [`Member::Other`] for anything but an object.
@@ -135,8 +156,10 @@ impl<'de> Visitor<'de> for ParamsVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Member<'de>, A::Error> {
         let mut name = Member::Absent;
+        let mut seen = false;
         while let Some(key) = map.next_key_seed(Name)? {
             if &*key == "name" {
+                once(&mut seen)?;
                 name = map.next_value_seed(MemberSeed)?;
             } else {
                 map.next_value::<IgnoredAny>()?;

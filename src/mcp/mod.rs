@@ -6,7 +6,8 @@
 //! body says, so a header that names a tool (`Mcp-Name`) is never consulted here: it could
 //! disagree, and older protocol sessions do not send it at all. The body is read up to a bound
 //! ([`McpToolScopes::max_body_bytes`]); a body that cannot be classified (too large, not JSON,
-//! duplicate member names, not JSON-RPC, a `tools/call` without a string `name`, a tool that is
+//! a deciding member — `method`, `params`, `result`, `error`, `params.name` — named twice, not
+//! JSON-RPC, a `tools/call` without a string `name`, a tool that is
 //! not configured) needs **every** configured scope. A batch needs the union of its calls'
 //! scopes. Every other method (`initialize`, `tools/list`, notifications, responses) and every
 //! request without a body to classify (`GET` for the event stream, `DELETE` of a session) needs
@@ -383,8 +384,29 @@ mod tests {
         }
     }
 
+    #[test]
+    fn duplicates_count_only_among_the_deciding_members() {
+        let in_arguments = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_tickets","arguments":{"a":1,"a":2}}}"#;
+        assert_eq!(needs(in_arguments), ["tickets:read"]);
+        for body in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ping"},"params":{"name":"triage_ticket"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{},"result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"error":{},"error":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","m\u0065thod":"tools/call","params":{"name":"triage_ticket"}}"#,
+        ] {
+            assert_eq!(needs(body), EVERYTHING, "{body}");
+        }
+    }
+
     /// The reading this module replaced: a strict `serde_json::Value`, then its members.
     fn classify_by_value<'a>(rules: &'a Rules, body: &[u8]) -> Option<BTreeSet<&'a str>> {
+        classify_value(rules, &crate::strict_json::parse_object(body).ok()?)
+    }
+
+    fn classify_value<'a>(
+        rules: &'a Rules,
+        message: &serde_json::Value,
+    ) -> Option<BTreeSet<&'a str>> {
         use serde_json::Value;
         fn add<'a>(
             rules: &'a Rules,
@@ -404,15 +426,14 @@ mod tests {
                 None => None,
             }
         }
-        let message = crate::strict_json::parse_object(body).ok()?;
         let mut needed = BTreeSet::new();
-        match &message {
+        match message {
             Value::Array(batch) if !batch.is_empty() => {
                 for message in batch {
                     add(rules, message, &mut needed)?;
                 }
             }
-            Value::Object(_) => add(rules, &message, &mut needed)?,
+            Value::Object(_) => add(rules, message, &mut needed)?,
             _ => return None,
         }
         Some(needed)
@@ -457,12 +478,27 @@ mod tests {
                 v
             }));
             for variant in &variants {
-                assert_eq!(
-                    rules.classify(variant),
-                    classify_by_value(rules, variant),
-                    "{}",
-                    String::from_utf8_lossy(variant)
-                );
+                let typed = rules.classify(variant);
+                if crate::strict_json::parse_object(variant).is_ok() {
+                    assert_eq!(
+                        typed,
+                        classify_by_value(rules, variant),
+                        "{}",
+                        String::from_utf8_lossy(variant)
+                    );
+                } else if serde_json::from_slice::<serde_json::Value>(variant).is_err() {
+                    assert_eq!(typed, None, "{}", String::from_utf8_lossy(variant));
+                } else if let Some(needed) = &typed {
+                    // Duplicates outside the deciding members: whatever tool the server picks
+                    // (last duplicate wins in serde_json) is covered.
+                    let last_wins = serde_json::from_slice::<serde_json::Value>(variant).unwrap();
+                    let lenient = classify_value(rules, &last_wins).unwrap_or_default();
+                    assert!(
+                        lenient.is_subset(needed),
+                        "{}",
+                        String::from_utf8_lossy(variant)
+                    );
+                }
                 compared += 1;
             }
         }
