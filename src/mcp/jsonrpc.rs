@@ -142,19 +142,56 @@ impl<'de> DeserializeSeed<'de> for ParamsSeed {
     type Value = Member<'de>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Member<'de>, D::Error> {
-        deserializer.deserialize_any(ParamsVisitor)
+        deserializer.deserialize_any(ValueVisitor { params: true })
     }
 }
 
-struct ParamsVisitor;
+/// A member's value: its string, borrowed from the body unless it holds escapes.
+struct MemberSeed;
 
-impl<'de> Visitor<'de> for ParamsVisitor {
+impl<'de> DeserializeSeed<'de> for MemberSeed {
+    type Value = Member<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Member<'de>, D::Error> {
+        deserializer.deserialize_any(ValueVisitor { params: false })
+    }
+}
+
+/// Reads a value as a [`Member`]: a string (`params: false`), or the `name` of an object
+/// (`params: true`). Every other value is skipped and is [`Member::Other`].
+struct ValueVisitor {
+    params: bool,
+}
+
+impl ValueVisitor {
+    fn string<'de>(&self, s: Cow<'de, str>) -> Member<'de> {
+        if self.params {
+            Member::Other
+        } else {
+            Member::Str(s)
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for ValueVisitor {
     type Value = Member<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
+    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Member<'de>, E> {
+        Ok(self.string(Cow::Borrowed(s)))
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Member<'de>, E> {
+        Ok(self.string(Cow::Owned(s.to_owned())))
+    }
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Member<'de>, E> {
+        Ok(self.string(Cow::Owned(s)))
+    }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Member<'de>, A::Error> {
+        if !self.params {
+            return IgnoredAny.visit_map(map).map(|_| Member::Other);
+        }
         let mut name = Member::Absent;
         let mut seen = false;
         while let Some(key) = map.next_key_seed(Name)? {
@@ -166,60 +203,6 @@ impl<'de> Visitor<'de> for ParamsVisitor {
             }
         }
         Ok(name)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Member<'de>, A::Error> {
-        IgnoredAny.visit_seq(seq).map(|_| Member::Other)
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Member<'de>, E> {
-        Ok(Member::Other)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Member<'de>, E> {
-        Ok(Member::Other)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Member<'de>, E> {
-        Ok(Member::Other)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Member<'de>, E> {
-        Ok(Member::Other)
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Member<'de>, E> {
-        Ok(Member::Other)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Member<'de>, E> {
-        Ok(Member::Other)
-    }
-}
-
-/// A member's value: its string, borrowed from the body unless it holds escapes.
-struct MemberSeed;
-
-impl<'de> DeserializeSeed<'de> for MemberSeed {
-    type Value = Member<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Member<'de>, D::Error> {
-        deserializer.deserialize_any(MemberVisitor)
-    }
-}
-
-struct MemberVisitor;
-
-impl<'de> Visitor<'de> for MemberVisitor {
-    type Value = Member<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Member<'de>, E> {
-        Ok(Member::Str(Cow::Borrowed(s)))
-    }
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<Member<'de>, E> {
-        Ok(Member::Str(Cow::Owned(s.to_owned())))
-    }
-    fn visit_string<E: de::Error>(self, s: String) -> Result<Member<'de>, E> {
-        Ok(Member::Str(Cow::Owned(s)))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Member<'de>, A::Error> {
-        IgnoredAny.visit_map(map).map(|_| Member::Other)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Member<'de>, A::Error> {
         IgnoredAny.visit_seq(seq).map(|_| Member::Other)
