@@ -17,8 +17,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::Deserialize;
-
 use crate::agent::{Agent, AgentInner};
 use crate::algorithm::{Algorithm, AlgorithmSet};
 use crate::bearer::Bearer;
@@ -29,7 +27,7 @@ use crate::error::{AuthError, InvalidToken};
 use crate::jwks::{JwksCache, VerifyingKey};
 use crate::metrics::VerifierMetrics;
 use crate::signature_batch::SignatureBatcher;
-use crate::strict_json::{check_object, parse_object};
+use crate::strict_json::check_object;
 use crate::token_cache::TokenCache;
 
 /// What a `typ` header may say.
@@ -223,11 +221,14 @@ impl Verifier {
             return Err(InvalidToken::Malformed.into());
         }
 
-        // The whole header is parsed (a header we cannot read in full is refused), then the
-        // members we act on are read from it.
+        // The whole header is checked (a header we cannot read in full is refused), then the
+        // members we act on are read from it, borrowed: no tree is built.
+        let header_bytes = decode_object(header)?;
         let header_json =
-            parse_object(&decode_object(header)?).map_err(|_| InvalidToken::Malformed)?;
-        let header = Header::deserialize(&header_json).map_err(|_| InvalidToken::Malformed)?;
+            std::str::from_utf8(&header_bytes).map_err(|_| InvalidToken::Malformed)?;
+        check_object(header_json).map_err(|_| InvalidToken::Malformed)?;
+        let header: Header<'_> =
+            serde_json::from_str(header_json).map_err(|_| InvalidToken::Malformed)?;
         let alg = Algorithm::from_name(&header.alg)
             .filter(|alg| self.algorithms.contains(*alg))
             .ok_or(InvalidToken::UnsupportedAlgorithm)?;

@@ -27,6 +27,7 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
+use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
 use tower::{Layer, Service};
@@ -96,7 +97,7 @@ impl McpToolScopes {
     /// The scopes a request with this body needs (empty: only a valid agent).
     pub fn required_scopes(&self, body: &[u8]) -> BTreeSet<&str> {
         match self.rules.classify(body) {
-            Some(needed) => needed,
+            Some(needs) => needs.union(),
             None => self.rules.every_scope(),
         }
     }
@@ -112,38 +113,56 @@ impl Rules {
     }
 
     /// The scopes `body` needs, or `None` when it cannot be classified.
-    fn classify(&self, body: &[u8]) -> Option<BTreeSet<&str>> {
-        let mut needed = BTreeSet::new();
+    /// The scope lists `body`'s tool calls need; `None` when it cannot be classified.
+    fn classify(&self, body: &[u8]) -> Option<Needs<'_>> {
         match jsonrpc::read(body)? {
-            jsonrpc::Body::One(message) => self.add_needs(&message, &mut needed)?,
+            jsonrpc::Body::One(message) => self.needs(&message).map(Needs::One),
             jsonrpc::Body::Batch(batch) => {
-                for message in &batch {
-                    self.add_needs(message, &mut needed)?;
-                }
+                let lists = batch.iter().map(|message| self.needs(message));
+                lists.collect::<Option<_>>().map(Needs::Batch)
             }
         }
-        Some(needed)
     }
 
-    fn add_needs<'a>(
-        &'a self,
-        message: &jsonrpc::Message<'_>,
-        needed: &mut BTreeSet<&'a str>,
-    ) -> Option<()> {
+    /// The scopes one message needs (none for anything but a known tool's call); `None` when
+    /// it cannot be classified.
+    fn needs(&self, message: &jsonrpc::Message<'_>) -> Option<&[Box<str>]> {
         match &message.method {
             Member::Str(method) if method == "tools/call" => {
                 let Member::Str(name) = &message.tool_name else {
                     return None;
                 };
-                let scopes = self.tools.get(&**name)?;
-                needed.extend(scopes.iter().map(|s| &**s));
-                Some(())
+                self.tools.get(&**name).map(|scopes| &**scopes)
             }
-            Member::Str(_) => Some(()),
+            Member::Str(_) => Some(&[]),
             Member::Other => None,
-            Member::Absent if message.is_response => Some(()),
+            Member::Absent if message.is_response => Some(&[]),
             Member::Absent => None,
         }
+    }
+}
+
+/// The scope lists a classified body needs, one per message, borrowed from the rules: the
+/// agent's scopes are checked against them without building a set; the union is built only
+/// for a refusal, which names it.
+enum Needs<'a> {
+    One(&'a [Box<str>]),
+    Batch(Vec<&'a [Box<str>]>),
+}
+
+impl<'a> Needs<'a> {
+    fn scopes(&self) -> impl Iterator<Item = &'a str> + '_ {
+        let lists: &[&'a [Box<str>]] = match self {
+            Needs::One(list) => std::slice::from_ref(list),
+            Needs::Batch(lists) => lists,
+        };
+        lists
+            .iter()
+            .flat_map(|list| list.iter().map(|scope| &**scope))
+    }
+
+    fn union(&self) -> BTreeSet<&'a str> {
+        self.scopes().collect()
     }
 }
 
@@ -192,43 +211,55 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let rules = self.rules.clone();
         Box::pin(async move {
-            let Some(agent) = request.extensions().get::<Agent>().cloned() else {
+            if request.extensions().get::<Agent>().is_none() {
                 tracing::error!(
                     "McpToolScopes reached without a verified agent: is AgentAuth layered outside it?"
                 );
                 let refusal = status(StatusCode::INTERNAL_SERVER_ERROR);
                 return Ok(closing_if_body_unread(&request, refusal));
-            };
+            }
             if request.method() != Method::POST {
                 return inner.call(request).await;
             }
             let (parts, body) = request.into_parts();
             let (read, body) = read_bounded(body, rules.max_body_bytes()).await;
-            let needed = match &read {
-                Read::Whole(bytes) => rules.classify(bytes),
-                Read::Oversize | Read::Failed => None,
-            }
-            .unwrap_or_else(|| rules.every_scope());
-            let missing = needed.iter().any(|scope| !agent.has_scope(scope));
-            if missing {
-                let joined = needed.iter().copied().collect::<Vec<_>>().join(" ");
-                tracing::debug!(agent_id = agent.id(), required = %joined, outcome = "insufficient_scope", "MCP tool scope check failed");
-                let mut refusal = agent.challenge().insufficient_scope(&joined);
-                if !matches!(read, Read::Whole(_)) {
-                    // The rest of an oversize body is still on the connection.
-                    close_connection(&mut refusal);
-                }
-                return Ok(refusal);
-            }
-            drop(needed);
-            if let Read::Failed = read {
-                let mut refusal = status(StatusCode::BAD_REQUEST);
-                close_connection(&mut refusal);
+            if let Some(refusal) = refusal(&rules, &parts, &read) {
                 return Ok(refusal);
             }
             inner.call(Request::from_parts(parts, body)).await
         })
     }
+}
+
+/// The answer to a request whose body was read as `read`, if it must not reach the server:
+/// `403` when the agent lacks a scope the body needs, `400` when the body failed mid-read.
+fn refusal<B: Default>(rules: &Rules, parts: &Parts, read: &Read) -> Option<Response<B>> {
+    let agent = parts.extensions.get::<Agent>()?;
+    let needs = match read {
+        Read::Whole(bytes) => rules.classify(bytes),
+        Read::Oversize | Read::Failed => None,
+    };
+    let satisfied = match &needs {
+        Some(needs) => needs.scopes().all(|scope| agent.has_scope(scope)),
+        None => rules.every_scope.iter().all(|scope| agent.has_scope(scope)),
+    };
+    if !satisfied {
+        let needed = needs.map_or_else(|| rules.every_scope(), |needs| needs.union());
+        let joined = needed.into_iter().collect::<Vec<_>>().join(" ");
+        tracing::debug!(agent_id = agent.id(), required = %joined, outcome = "insufficient_scope", "MCP tool scope check failed");
+        let mut refusal = agent.challenge().insufficient_scope(&joined);
+        if !matches!(read, Read::Whole(_)) {
+            // The rest of an oversize body is still on the connection.
+            close_connection(&mut refusal);
+        }
+        return Some(refusal);
+    }
+    if let Read::Failed = read {
+        let mut refusal = status(StatusCode::BAD_REQUEST);
+        close_connection(&mut refusal);
+        return Some(refusal);
+    }
+    None
 }
 
 enum Read {
@@ -478,7 +509,7 @@ mod tests {
                 v
             }));
             for variant in &variants {
-                let typed = rules.classify(variant);
+                let typed = rules.classify(variant).map(|needs| needs.union());
                 if crate::strict_json::parse_object(variant).is_ok() {
                     assert_eq!(
                         typed,
