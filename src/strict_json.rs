@@ -30,6 +30,15 @@ pub(crate) fn check_object(json: &str) -> Result<(), serde_json::Error> {
     deserializer.end()
 }
 
+/// `json` checked as [`check_object`] does, then read into `T`, borrowing where it can: the
+/// members a caller acts on, from a document known to be whole and free of duplicates.
+pub(crate) fn read_checked<'a, T: serde::Deserialize<'a>>(
+    json: &'a str,
+) -> Result<T, serde_json::Error> {
+    check_object(json)?;
+    serde_json::from_str(json)
+}
+
 /// [`StrictValue`] without the value: walks every member, refusing duplicates.
 #[derive(Clone, Copy)]
 struct StrictCheck;

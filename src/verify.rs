@@ -27,7 +27,7 @@ use crate::error::{AuthError, InvalidToken};
 use crate::jwks::{JwksCache, VerifyingKey};
 use crate::metrics::VerifierMetrics;
 use crate::signature_batch::SignatureBatcher;
-use crate::strict_json::check_object;
+use crate::strict_json::read_checked;
 use crate::token_cache::TokenCache;
 
 /// What a `typ` header may say.
@@ -226,9 +226,7 @@ impl Verifier {
         let header_bytes = decode_object(header)?;
         let header_json =
             std::str::from_utf8(&header_bytes).map_err(|_| InvalidToken::Malformed)?;
-        check_object(header_json).map_err(|_| InvalidToken::Malformed)?;
-        let header: Header<'_> =
-            serde_json::from_str(header_json).map_err(|_| InvalidToken::Malformed)?;
+        let header: Header<'_> = read_checked(header_json).map_err(|_| InvalidToken::Malformed)?;
         let alg = Algorithm::from_name(&header.alg)
             .filter(|alg| self.algorithms.contains(*alg))
             .ok_or(InvalidToken::UnsupportedAlgorithm)?;
@@ -264,8 +262,7 @@ impl Verifier {
             }
         };
         let json = std::str::from_utf8(raw_claims).map_err(|_| InvalidToken::Malformed)?;
-        check_object(json).map_err(claims_error)?;
-        let claims: Claims<'c> = serde_json::from_str(json).map_err(claims_error)?;
+        let claims: Claims<'c> = read_checked(json).map_err(claims_error)?;
         let iss = claims.iss.as_deref().ok_or(InvalidToken::MissingClaim)?;
         let (index, issuer) = self
             .issuers

@@ -112,7 +112,6 @@ impl Rules {
         self.every_scope.iter().map(|s| &**s).collect()
     }
 
-    /// The scopes `body` needs, or `None` when it cannot be classified.
     /// The scope lists `body`'s tool calls need; `None` when it cannot be classified.
     fn classify(&self, body: &[u8]) -> Option<Needs<'_>> {
         match jsonrpc::read(body)? {
@@ -234,7 +233,10 @@ where
 /// The answer to a request whose body was read as `read`, if it must not reach the server:
 /// `403` when the agent lacks a scope the body needs, `400` when the body failed mid-read.
 fn refusal<B: Default>(rules: &Rules, parts: &Parts, read: &Read) -> Option<Response<B>> {
-    let agent = parts.extensions.get::<Agent>()?;
+    let Some(agent) = parts.extensions.get::<Agent>() else {
+        // The caller refused a request without one already; fail closed all the same.
+        return Some(status(StatusCode::INTERNAL_SERVER_ERROR));
+    };
     let needs = match read {
         Read::Whole(bytes) => rules.classify(bytes),
         Read::Oversize | Read::Failed => None,

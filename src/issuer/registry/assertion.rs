@@ -30,7 +30,7 @@ use crate::claims::{Claims, Header, decode_object};
 use crate::issuer::agent_keys::ASSERTION_ALGS;
 use crate::issuer::secrets::is_id;
 use crate::issuer::storage::StorageError;
-use crate::strict_json::{check_object, parse_object};
+use crate::strict_json::{parse_object, read_checked};
 
 /// `client_assertion_type` of a JWT client assertion (RFC 7523 §2.2).
 pub(crate) const JWT_BEARER_ASSERTION_TYPE: &str =
@@ -158,8 +158,7 @@ fn parse<'t>(
 
     let raw = decode_object(payload).map_err(|_| R::Malformed)?;
     let json = std::str::from_utf8(&raw).map_err(|_| R::Malformed)?;
-    check_object(json).map_err(|_| R::Malformed)?;
-    let claims: Claims<'_> = serde_json::from_str(json).map_err(|_| R::Malformed)?;
+    let claims: Claims<'_> = read_checked(json).map_err(|_| R::Malformed)?;
 
     let (Some(iss), Some(sub)) = (claims.iss.as_deref(), claims.sub.as_deref()) else {
         return Err(R::Subject);
