@@ -3,18 +3,21 @@
 //! document, then the issuer's RFC 8414 document), gets a client-credentials token for
 //! `resource=http://…/mcp`, lists the tools and calls them; an agent without `tickets:triage`
 //! is refused `triage_ticket` with the exact challenge, and its step-up is refused by the
-//! issuer. Also: the README shows the example's code verbatim.
+//! issuer; an agent that holds only a P-256 key (no secret) authenticates with rmcp's
+//! `private_key_jwt` (ES256). Also: the README shows the example's code verbatim.
 
 #[allow(dead_code)] // its `main` and `Args` are the binary's, not used here
 #[path = "../examples/mcp_server.rs"]
 mod mcp_server;
 
-use agent_auth::issuer::{TestAgent, TestIssuer};
+use agent_auth::issuer::{CreateAgent, TestAgent, TestIssuer};
 use rmcp::ServiceExt as _;
 use rmcp::model::{CallToolRequestParams, CallToolResult, ClientConfig};
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::auth::{AuthClient, AuthorizationManager, ClientCredentialsConfig};
+use rmcp::transport::auth::{
+    AuthClient, AuthorizationManager, ClientCredentialsConfig, JwtSigningAlgorithm,
+};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
 
@@ -43,21 +46,78 @@ async fn authorize(
     agent: &TestAgent,
     scopes: &[&str],
 ) -> Result<AuthorizationManager, rmcp::transport::auth::AuthError> {
-    let mut manager = AuthorizationManager::new(mcp).await?;
-    let resolved = manager
-        .resolve_metadata_from_challenge(Some(challenge))
-        .await?;
-    manager.set_metadata(resolved.metadata);
     let config = ClientCredentialsConfig::ClientSecret {
         client_id: agent.id.clone(),
         client_secret: agent.secret.expose().to_owned(),
         scopes: scopes.iter().map(|s| s.to_string()).collect(),
         resource: Some(mcp.to_owned()),
     };
-    manager.validate_client_credentials_metadata(&config)?;
-    manager.configure_client_credentials(&config)?;
-    manager.exchange_client_credentials(&config).await?;
+    authorize_with(mcp, challenge, &config).await
+}
+
+/// rmcp's client-credentials flow with any client authentication `config`.
+async fn authorize_with(
+    mcp: &str,
+    challenge: &str,
+    config: &ClientCredentialsConfig,
+) -> Result<AuthorizationManager, rmcp::transport::auth::AuthError> {
+    let mut manager = AuthorizationManager::new(mcp).await?;
+    let resolved = manager
+        .resolve_metadata_from_challenge(Some(challenge))
+        .await?;
+    manager.set_metadata(resolved.metadata);
+    manager.validate_client_credentials_metadata(config)?;
+    manager.configure_client_credentials(config)?;
+    manager.exchange_client_credentials(config).await?;
     Ok(manager)
+}
+
+/// A P-256 key (rmcp's `private_key_jwt` signs ES256 or RS*, from a PEM): its PKCS#8 PEM and
+/// its public JWK.
+fn es256_key() -> (String, Value) {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let pkcs8 =
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+            .unwrap();
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+    let encoded = STANDARD.encode(pkcs8.as_ref());
+    let lines: Vec<&str> = encoded
+        .as_bytes()
+        .chunks(64)
+        .map(|line| std::str::from_utf8(line).unwrap())
+        .collect();
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        lines.join("\n")
+    );
+    // The public key: 0x04, then x and y, 32 bytes each.
+    let point = pair.public_key().as_ref();
+    let jwk = json!({
+        "kty": "EC", "crv": "P-256",
+        "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+        "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+    });
+    (pem, jwk)
+}
+
+/// rmcp's `private_key_jwt` configuration for `client_id`, signing with `pem`.
+fn private_key_jwt(
+    client_id: &str,
+    pem: &str,
+    mcp: &str,
+    scopes: &[&str],
+) -> ClientCredentialsConfig {
+    ClientCredentialsConfig::PrivateKeyJwt {
+        client_id: client_id.to_owned(),
+        signing_key: pem.as_bytes().to_vec(),
+        signing_algorithm: JwtSigningAlgorithm::ES256,
+        token_endpoint_audience: None,
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        resource: Some(mcp.to_owned()),
+    }
 }
 
 /// An MCP session through rmcp's authenticated transport.
@@ -185,6 +245,66 @@ async fn a_read_only_agent_is_refused_triage_and_its_step_up_is_refused_by_the_i
         .unwrap();
     assert_eq!(text_json(&again)["agent_id"], reader.id);
     session.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn rmcp_private_key_jwt_an_agent_without_any_secret_calls_both_tools() {
+    let issuer = TestIssuer::start().await;
+    let mcp = serve_example(&issuer).await;
+    let challenge = first_challenge(&mcp).await;
+    let both = ["tickets:read", "tickets:triage"];
+    let agent = issuer
+        .admin()
+        .create_agent(&CreateAgent::new("mcp-keyed").scopes(both))
+        .await
+        .unwrap()
+        .data;
+    let (pem, jwk) = es256_key();
+    issuer
+        .admin()
+        .add_jwk(&agent.id, Some("rmcp"), jwk)
+        .await
+        .unwrap();
+    let verifiers = issuer.admin().list_verifiers(&agent.id).await.unwrap();
+    assert_eq!(verifiers.len(), 1, "one key, no secret");
+
+    let manager = authorize_with(
+        &mcp,
+        &challenge,
+        &private_key_jwt(&agent.id, &pem, &mcp, &both),
+    )
+    .await
+    .unwrap();
+    let session = connect(&mcp, manager).await;
+    let listed = session
+        .call_tool(call("list_tickets", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(text_json(&listed)["agent_id"], agent.id);
+    let triaged = session
+        .call_tool(call("triage_ticket", json!({"id": "9"})))
+        .await
+        .unwrap();
+    assert_eq!(text_json(&triaged)["triaged"], true);
+    session.cancel().await.unwrap();
+
+    // An assertion signed with a key the agent never registered: invalid_client.
+    let (other_pem, _) = es256_key();
+    let refused = authorize_with(
+        &mcp,
+        &challenge,
+        &private_key_jwt(&agent.id, &other_pem, &mcp, &both),
+    )
+    .await
+    .err()
+    .expect("the issuer refuses an unregistered key")
+    .to_string();
+    assert!(refused.contains("invalid_client"), "{refused}");
+    let verifiers = issuer.admin().list_verifiers(&agent.id).await.unwrap();
+    assert_eq!(
+        verifiers[0].usage_count, 1,
+        "only the good assertion was counted"
+    );
 }
 
 #[tokio::test]

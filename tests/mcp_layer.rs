@@ -307,3 +307,59 @@ async fn the_layer_without_agent_auth_outside_refuses_with_500() {
     assert_eq!(outcome.status, 500);
     assert_eq!(outcome.body, "");
 }
+
+/// Sends a chunked `POST /mcp` whose second chunk-size line is not hexadecimal, so the body
+/// fails after its first chunk; returns the raw response, read until the server closes.
+async fn post_broken_chunked(mcp: &Mcp, scope: &str, first_chunk: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let addr = mcp
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\n\
+         content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n\
+         {len:x}\r\n{first_chunk}\r\nzz\r\n",
+        token = mcp.token(scope),
+        len = first_chunk.len(),
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    String::from_utf8(response).unwrap()
+}
+
+#[tokio::test]
+async fn a_body_that_fails_mid_read_is_refused_and_its_connection_closed() {
+    let mcp = Mcp::start().await;
+    // The start of a call of the open tool: what arrived cannot be classified.
+    let first_chunk = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ping""#;
+
+    // An agent with every scope: the body itself is bad, 400.
+    let response = post_broken_chunked(&mcp, EVERY_SCOPE, first_chunk).await;
+    let head = response
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 400 "), "{head}");
+    assert!(head.contains("\r\nconnection: close"), "{head}");
+    assert!(!head.contains("www-authenticate"), "{head}");
+
+    // An agent without: refused for the scopes first (an unreadable body needs them all).
+    let response = post_broken_chunked(&mcp, "tickets:read", first_chunk).await;
+    let head = response
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 403 "), "{head}");
+    assert!(head.contains("\r\nconnection: close"), "{head}");
+    assert!(
+        head.contains(r#"error="insufficient_scope""#)
+            && head.contains(&format!(r#"scope="{EVERY_SCOPE}""#)),
+        "{head}"
+    );
+    assert_eq!(mcp.reached(), 0, "the server never saw a broken body");
+}

@@ -22,14 +22,14 @@ use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody as _};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::BodyExt as _;
+use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use crate::agent::Agent;
@@ -61,7 +61,9 @@ pub struct McpToolScopes {
 
 #[derive(Debug, Clone, Default)]
 struct Rules {
-    tools: HashMap<Box<str>, Box<[Box<str>]>>,
+    /// ahash: one lookup per `tools/call`; the map is built from configuration, a client's
+    /// name is only looked up (seeded per process all the same).
+    tools: HashMap<Box<str>, Box<[Box<str>]>, ahash::RandomState>,
     /// The union of every tool's scopes: what an unclassifiable body needs.
     every_scope: BTreeSet<Box<str>>,
     /// `None`: [`DEFAULT_MAX_BODY_BYTES`].
@@ -183,50 +185,139 @@ pub struct McpToolScopesService<S> {
     rules: Arc<Rules>,
 }
 
-/// The response future of [`McpToolScopesService`]: the body has to be read first.
-pub type McpResponseFuture<E, B = Body> =
-    Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
-
 /// Wraps any MCP service taking axum's [`Body`] (an `rmcp` `StreamableHttpService`, an axum
 /// router); its response body only needs a `Default` for the refusals.
 impl<S, B> Service<Request<Body>> for McpToolScopesService<S>
 where
-    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    B: Default + Send + 'static,
+    S: Service<Request<Body>, Response = Response<B>> + Clone,
+    B: Default,
 {
     type Response = Response<B>;
     type Error = S::Error;
-    type Future = McpResponseFuture<S::Error, B>;
+    type Future = McpResponseFuture<S, B>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        // The clone that was driven to readiness serves this request (tower's usual swap).
+        if request.extensions().get::<Agent>().is_none() {
+            tracing::error!(
+                "McpToolScopes reached without a verified agent: is AgentAuth layered outside it?"
+            );
+            let refusal = status(StatusCode::INTERNAL_SERVER_ERROR);
+            return McpResponseFuture::answered(closing_if_body_unread(&request, refusal));
+        }
+        if request.method() != Method::POST {
+            return McpResponseFuture::calling(self.inner.call(request));
+        }
+        // The body is read before the server is called: take the service that was made ready
+        // and leave a fresh clone behind (the tower idiom for calling later).
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let rules = self.rules.clone();
-        Box::pin(async move {
-            if request.extensions().get::<Agent>().is_none() {
-                tracing::error!(
-                    "McpToolScopes reached without a verified agent: is AgentAuth layered outside it?"
-                );
-                let refusal = status(StatusCode::INTERNAL_SERVER_ERROR);
-                return Ok(closing_if_body_unread(&request, refusal));
-            }
-            if request.method() != Method::POST {
-                return inner.call(request).await;
-            }
-            let (parts, body) = request.into_parts();
-            let (read, body) = read_bounded(body, rules.max_body_bytes()).await;
-            if let Some(refusal) = refusal(&rules, &parts, &read) {
-                return Ok(refusal);
-            }
-            inner.call(Request::from_parts(parts, body)).await
-        })
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let (parts, body) = request.into_parts();
+        McpResponseFuture {
+            state: State::Reading {
+                reading: Some(Reading {
+                    parts,
+                    body,
+                    buffered: Buffered::Empty,
+                    inner,
+                    rules: self.rules.clone(),
+                }),
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`McpToolScopesService`]: reads the body (with its bound), then
+    /// either answers the refusal or calls the server with the body it read.
+    pub struct McpResponseFuture<S, B>
+    where
+        S: Service<Request<Body>>,
+    {
+        #[pin]
+        state: State<S, S::Future, B>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, F, B> {
+        Reading { reading: Option<Reading<S>> },
+        Calling { #[pin] future: F },
+        Answered { response: Option<Response<B>> },
+    }
+}
+
+/// A `POST` whose body is being read: everything needed to decide, then to call the server.
+struct Reading<S> {
+    parts: Parts,
+    body: Body,
+    buffered: Buffered,
+    inner: S,
+    rules: Arc<Rules>,
+}
+
+impl<S, B> McpResponseFuture<S, B>
+where
+    S: Service<Request<Body>>,
+{
+    fn calling(future: S::Future) -> Self {
+        McpResponseFuture {
+            state: State::Calling { future },
+        }
+    }
+
+    fn answered(response: Response<B>) -> Self {
+        McpResponseFuture {
+            state: State::Answered {
+                response: Some(response),
+            },
+        }
+    }
+}
+
+impl<S, B> Future for McpResponseFuture<S, B>
+where
+    S: Service<Request<Body>, Response = Response<B>>,
+    B: Default,
+{
+    type Output = Result<Response<B>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        loop {
+            let call = match state.as_mut().project() {
+                StateProj::Calling { future } => return future.poll(cx),
+                StateProj::Answered { response } => {
+                    // Polled again after completion only by a broken executor; answer the same.
+                    return Poll::Ready(Ok(response.take().unwrap_or_default()));
+                }
+                StateProj::Reading { reading } => {
+                    let Some(current) = reading.as_mut() else {
+                        return Poll::Ready(Ok(status(StatusCode::INTERNAL_SERVER_ERROR)));
+                    };
+                    let (read, body) = ready!(current.poll_read(cx));
+                    let Some(Reading {
+                        parts,
+                        mut inner,
+                        rules,
+                        ..
+                    }) = reading.take()
+                    else {
+                        return Poll::Ready(Ok(status(StatusCode::INTERNAL_SERVER_ERROR)));
+                    };
+                    if let Some(refusal) = refusal(&rules, &parts, &read) {
+                        state.set(State::Answered { response: None });
+                        return Poll::Ready(Ok(refusal));
+                    }
+                    inner.call(Request::from_parts(parts, body))
+                }
+            };
+            state.set(State::Calling { future: call });
+        }
     }
 }
 
@@ -270,28 +361,31 @@ enum Read {
     Failed,
 }
 
-/// Reads `body` up to `limit` bytes. Returns what was learnt and a body that replays every byte
-/// read, followed by the rest when the limit stopped the reading.
-async fn read_bounded(mut body: Body, limit: usize) -> (Read, Body) {
-    let mut buffered = Buffered::Empty;
-    loop {
-        match body.frame().await {
-            None => {
-                let bytes = buffered.into_bytes();
-                return (Read::Whole(bytes.clone()), Body::from(bytes));
-            }
-            Some(Err(_)) => return (Read::Failed, Body::empty()),
-            Some(Ok(frame)) => {
-                let Ok(data) = frame.into_data() else {
-                    continue; // trailers: nothing to classify
-                };
-                buffered.push(data);
-                if buffered.len() > limit {
-                    let head = futures_util::stream::once(std::future::ready(
-                        Ok::<_, axum::Error>(buffered.into_bytes()),
-                    ));
-                    let rest = body.into_data_stream();
-                    return (Read::Oversize, Body::from_stream(head.chain(rest)));
+impl<S> Reading<S> {
+    /// Reads the body up to the rules' bound. Ready with what was learnt and a body that
+    /// replays every byte read, followed by the rest when the bound stopped the reading.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<(Read, Body)> {
+        loop {
+            match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
+                None => {
+                    let bytes = std::mem::replace(&mut self.buffered, Buffered::Empty).into_bytes();
+                    return Poll::Ready((Read::Whole(bytes.clone()), Body::from(bytes)));
+                }
+                Some(Err(_)) => return Poll::Ready((Read::Failed, Body::empty())),
+                Some(Ok(frame)) => {
+                    let Ok(data) = frame.into_data() else {
+                        continue; // trailers: nothing to classify
+                    };
+                    self.buffered.push(data);
+                    if self.buffered.len() > self.rules.max_body_bytes() {
+                        let head = std::mem::replace(&mut self.buffered, Buffered::Empty);
+                        let head =
+                            futures_util::stream::once(std::future::ready(Ok::<_, axum::Error>(
+                                head.into_bytes(),
+                            )));
+                        let rest = std::mem::take(&mut self.body).into_data_stream();
+                        return Poll::Ready((Read::Oversize, Body::from_stream(head.chain(rest))));
+                    }
                 }
             }
         }
