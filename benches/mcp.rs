@@ -5,7 +5,11 @@
 //!
 //! * `layer`: `AgentAuth` only;
 //! * `tools`: `AgentAuth`, then `McpToolScopes` (the body read with its bound, parsed strictly,
-//!   the tool's scopes checked, the body handed on).
+//!   the tool's scopes checked, the body handed on);
+//!
+//! each pair composed two ways: `stacked` (one `ServiceBuilder` stack nested at `/mcp`, as the
+//! README and `examples/mcp_server.rs` do: the figure) and `layered` (`Router::layer`
+//! once per layer, which boxes each layer in a `Route` of its own).
 //!
 //! Every request is the same `tools/call` (about 200 bytes of JSON-RPC) with the same token (a
 //! verified-token cache hit, the steady state). Two settings: `http` (a keep-alive reqwest
@@ -31,7 +35,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{Request, StatusCode};
 use serde_json::json;
-use tower::ServiceExt as _;
+use tower::{ServiceBuilder, ServiceExt as _};
 
 const AUDIENCE: &str = "https://api.example.com/mcp";
 const AGENT_ID: &str = "agt_7c1de2f3a4b5c6d7e8f9a0b1c2d3e4f5";
@@ -94,15 +98,37 @@ async fn setup() -> Setup {
     Setup { layer, token }
 }
 
-fn routers(layer: &AgentAuthLayer) -> [(&'static str, Router); 2] {
+/// The two compositions, each as (layer alone, layer + tools):
+///
+/// * `stacked`: one `ServiceBuilder` stack around the MCP endpoint, nested at `/mcp`, as
+///   `examples/mcp_server.rs` and the README do;
+/// * `layered`: `Router::layer` once per layer (axum boxes each layer's service in a `Route`
+///   of its own, so the second layer also pays for one more box and clone per request).
+fn routers(layer: &AgentAuthLayer) -> [(&'static str, [Router; 2]); 2] {
     let tools = McpToolScopes::new()
         .tool("list_tickets", ["tickets:read"])
         .tool("triage_ticket", ["tickets:triage"]);
     let route = || Router::new().route("/mcp", post(handle));
-    [
-        ("layer", route().layer(layer.clone())),
-        ("tools", route().layer(tools).layer(layer.clone())),
-    ]
+    let stacked = [
+        Router::new().nest_service(
+            "/mcp",
+            ServiceBuilder::new()
+                .layer(layer.clone())
+                .service(post(handle)),
+        ),
+        Router::new().nest_service(
+            "/mcp",
+            ServiceBuilder::new()
+                .layer(layer.clone())
+                .layer(tools.clone())
+                .service(post(handle)),
+        ),
+    ];
+    let layered = [
+        route().layer(layer.clone()),
+        route().layer(tools).layer(layer.clone()),
+    ];
+    [("stacked", stacked), ("layered", layered)]
 }
 
 /// Sends `n` requests in process; the elapsed time.
@@ -179,7 +205,7 @@ where
 
 fn report(setting: &str, (layer, tools): (f64, f64)) {
     println!(
-        "mcp/{setting:<10}  layer {:>8.2} µs  layer+tools {:>8.2} µs  added {:+.1} %",
+        "mcp/{setting:<19}  layer {:>8.2} µs  layer+tools {:>8.2} µs  added {:+.1} %",
         layer * 1e6,
         tools * 1e6,
         (tools / layer - 1.0) * 100.0
@@ -191,34 +217,34 @@ async fn main() {
     let smoke = std::env::args().any(|arg| arg == "--test");
     let setup = setup().await;
     let body = body();
-    let [(_, layer_app), (_, tools_app)] = routers(&setup.layer);
-    let apps = [layer_app, tools_app];
-
-    let mut urls = Vec::new();
-    for app in apps.clone() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        urls.push(format!("http://{}/mcp", listener.local_addr().unwrap()));
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    }
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
-
-    if smoke {
-        for which in 0..2 {
-            in_process(&apps[which], &setup.token, &body, 3).await;
-            over_http(&client, &urls[which], &setup.token, &body, 3).await;
-        }
-        println!("mcp: smoke run ok");
-        return;
-    }
     let token = &setup.token;
-    let local = side_by_side(41, 2000, |which| {
-        in_process(&apps[which], token, &body, 2000)
-    })
-    .await;
-    report("in-process", local);
-    let http = side_by_side(41, 500, |which| {
-        over_http(&client, &urls[which], token, &body, 500)
-    })
-    .await;
-    report("http", http);
+    for (shape, apps) in routers(&setup.layer) {
+        let mut urls = Vec::new();
+        for app in apps.clone() {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            urls.push(format!("http://{}/mcp", listener.local_addr().unwrap()));
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        }
+        if smoke {
+            for which in 0..2 {
+                in_process(&apps[which], token, &body, 3).await;
+                over_http(&client, &urls[which], token, &body, 3).await;
+            }
+            continue;
+        }
+        let local = side_by_side(41, 2000, |which| {
+            in_process(&apps[which], token, &body, 2000)
+        })
+        .await;
+        report(&format!("{shape} in-process"), local);
+        let http = side_by_side(41, 500, |which| {
+            over_http(&client, &urls[which], token, &body, 500)
+        })
+        .await;
+        report(&format!("{shape} http"), http);
+    }
+    if smoke {
+        println!("mcp: smoke run ok");
+    }
 }

@@ -9,7 +9,8 @@
 //! this reader and the server could pick different ones. Duplicates elsewhere (in `arguments`,
 //! say) cannot change which tool runs and are left to the server. On every body without
 //! duplicates this decides as building a strict `serde_json::Value` did, without allocating the
-//! tree (a unit test compares the two readings).
+//! tree (a unit test compares the two readings). A plain body (the usual one) is read first by
+//! [`super::plain`]'s byte scanner, which answers only where it agrees with this reader.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -17,13 +18,14 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// A body: one message or a non-empty batch.
+#[derive(Debug, PartialEq)]
 pub(super) enum Body<'a> {
     One(Message<'a>),
     Batch(Vec<Message<'a>>),
 }
 
 /// One message's deciding members.
-#[derive(Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(super) struct Message<'a> {
     pub(super) method: Member<'a>,
     /// `params.name`: [`Member::Other`] when `params` is not an object.
@@ -33,7 +35,7 @@ pub(super) struct Message<'a> {
 }
 
 /// A member that must be a string to count.
-#[derive(Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(super) enum Member<'a> {
     #[default]
     Absent,
@@ -48,6 +50,14 @@ pub(super) fn read(body: &[u8]) -> Option<Body<'_>> {
     // serde_json skips ignored strings without checking their UTF-8: check the whole body, as
     // the server's parse will (JSON outside strings is ASCII, so this refuses nothing more).
     let text = std::str::from_utf8(body).ok()?;
+    if let Some(body) = super::plain::read(text) {
+        return Some(body);
+    }
+    read_with_serde(text)
+}
+
+/// [`read`] by serde_json, for every body [`super::plain`] is unsure of.
+pub(super) fn read_with_serde(text: &str) -> Option<Body<'_>> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let body = deserializer.deserialize_any(BodyVisitor).ok()?;
     deserializer.end().ok()?;

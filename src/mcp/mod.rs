@@ -17,6 +17,7 @@
 //! before its own parsing, and decide from the same bytes.
 
 mod jsonrpc;
+mod plain;
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
@@ -366,7 +367,14 @@ impl<S> Reading<S> {
     /// replays every byte read, followed by the rest when the bound stopped the reading.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<(Read, Body)> {
         loop {
-            match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
+            // A body that knows it is done (its `Content-Length` all read) is not polled for an
+            // end that would only come with the connection's next turn.
+            let frame = if self.body.is_end_stream() {
+                None
+            } else {
+                ready!(Pin::new(&mut self.body).poll_frame(cx))
+            };
+            match frame {
                 None => {
                     let bytes = std::mem::replace(&mut self.buffered, Buffered::Empty).into_bytes();
                     return Poll::Ready((Read::Whole(bytes.clone()), Body::from(bytes)));
