@@ -68,3 +68,10 @@ pub fn wallet_message(text: &str) -> Option<(bool, String)> {
     let m = crate::issuer::wallet::message::parse(text).ok()?;
     Some((m.render() == text, m.account.to_string()))
 }
+
+/// Whether the MCP body scanner (the fast reading of a plain body) and the serde reader agree
+/// on `body`: `None` when the scanner leaves it to serde, else `Some(agreed)`.
+#[cfg(feature = "mcp")]
+pub fn mcp_readings_agree(body: &[u8]) -> Option<bool> {
+    crate::mcp::readings_agree(body)
+}

@@ -5,7 +5,8 @@
 //! classifier requires must cover every tool a lenient reader (plain `serde_json`, last
 //! duplicate wins) finds called in the body: a body read as "only `list_tickets`" here must not
 //! be read as `triage_ticket` by the server. A body the lenient reader cannot make sense of as
-//! JSON-RPC needs every configured scope.
+//! JSON-RPC needs every configured scope. And wherever the byte scanner for plain bodies
+//! answers, the serde reader answers the same.
 #![no_main]
 
 use std::collections::BTreeSet;
@@ -43,6 +44,12 @@ fn lenient_needs(message: &Value) -> Option<BTreeSet<&'static str>> {
 }
 
 fuzz_target!(|data: &[u8]| {
+    // The fast reading of a plain body answers only as the serde reader would.
+    assert_ne!(
+        agent_auth::internals::mcp_readings_agree(data),
+        Some(false),
+        "the scanner and serde read the body differently"
+    );
     let rules = TOOLS
         .iter()
         .fold(McpToolScopes::new(), |rules, (tool, scopes)| rules.tool(*tool, scopes.iter().copied()));

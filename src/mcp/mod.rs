@@ -14,7 +14,9 @@
 //! only the verified agent that [`AgentAuth`](crate::AgentAuth) put there.
 //!
 //! Written here rather than taken from `rmcp`: the guard has to sit in front of the server,
-//! before its own parsing, and decide from the same bytes.
+//! before its own parsing, and decide from the same bytes. The usual, plain body is read by a
+//! byte scanner (`plain.rs`) that answers only where the serde reader (`jsonrpc.rs`) would
+//! answer the same; every other body is the serde reader's.
 
 mod jsonrpc;
 mod plain;
@@ -142,6 +144,15 @@ impl Rules {
             Member::Absent => None,
         }
     }
+}
+
+/// For [`crate::internals`]: whether [`plain`] and the serde reader read `body` alike (`None`
+/// when the scanner is unsure of it).
+#[cfg(feature = "internals")]
+pub(crate) fn readings_agree(body: &[u8]) -> Option<bool> {
+    let text = std::str::from_utf8(body).ok()?;
+    let plain = plain::read(text)?;
+    Some(jsonrpc::read_with_serde(text).as_ref() == Some(&plain))
 }
 
 /// The scope lists a classified body needs, one per message, borrowed from the rules: the
