@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use http::{Request, Response};
+use http::{Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
@@ -328,8 +328,13 @@ where
         match self.project().kind.project() {
             KindProj::Inner { future } => future.poll(cx),
             KindProj::Rejected { response } => {
-                // Polled again after completion only by a broken executor; answer the same way.
-                Poll::Ready(Ok(response.take().unwrap_or_default()))
+                // Polled again after completion only by a broken executor: never a `200`.
+                let response = response.take();
+                Poll::Ready(Ok(response.unwrap_or_else(|| {
+                    let mut refusal = Response::new(B::default());
+                    *refusal.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                    refusal
+                })))
             }
             KindProj::Boxed { future } => Poll::Ready(ready!(future.as_mut().poll(cx))),
         }

@@ -56,6 +56,9 @@ fuzz_target!(|data: &[u8]| {
     let required = rules.required_scopes(data);
     assert!(required.is_subset(&every_scope()), "only configured scopes are ever required");
     match serde_json::from_slice::<Value>(data) {
+        // A number out of f64's range in a skipped member: a `Value` reader refuses the body
+        // (no tool runs), a typed one skips it as the classifier does.
+        Err(error) if error.to_string().starts_with("number out of range") => {}
         Err(_) => assert_eq!(required, every_scope(), "unparseable bodies need every scope"),
         Ok(message) => match lenient_needs(&message) {
             None => assert_eq!(required, every_scope(), "an unmappable call needs every scope"),

@@ -3,7 +3,8 @@
 //! response (`result` or `error`). Everything else is skipped.
 //!
 //! One typed pass over the bytes with serde_json (its syntax and limits: UTF-8, nesting depth
-//! 128, nothing after the document): the deciding strings are borrowed from the body, every
+//! 128 along the members it reads, skipped values walked without a limit but without recursion,
+//! nothing after the document): the deciding strings are borrowed from the body, every
 //! other value is skipped without being built. A deciding member that appears twice (`method`,
 //! `params`, `result`, `error` in a message, `name` in `params`) makes the body unclassifiable:
 //! this reader and the server could pick different ones. Duplicates elsewhere (in `arguments`,

@@ -6,9 +6,10 @@
 //! `Cow`s, error plumbing), which was most of what the per-tool check added to a `tools/call`.
 //! It is sound by construction rather than by completeness: it answers only for a body that is
 //! strict JSON (RFC 8259 grammar, the same that serde_json accepts) in which no member name of a
-//! message or of its `params`, and no `method` or `params.name` value, holds an escape, and in
-//! which no deciding member is repeated; values nest at most [`MAX_DEPTH`] deep, and strings
-//! elsewhere hold no `\u` escape. Everything else, valid or not, is "unsure" (`None`), and the
+//! message or of its `params`, and no `method` or `params.name` value, holds an escape, none of
+//! `method`, `params` and `params.name` is a number (serde reads those, and refuses one out of
+//! range), and no deciding member is repeated; values nest at most [`MAX_DEPTH`] deep, and
+//! strings elsewhere hold no `\u` escape. Everything else, valid or not, is "unsure" (`None`), and the
 //! serde reader reads it as before. A unit test checks that whenever this answers, the serde
 //! reader answers the same, over the fuzz seeds, their prefixes and one-byte deletions.
 
@@ -128,8 +129,7 @@ impl<'a> Scanner<'a> {
     /// `params`: the `name` member of an object, [`Member::Other`] for anything else.
     fn params(&mut self) -> Option<Member<'a>> {
         if self.peek()? != b'{' {
-            self.skip_value(1)?;
-            return Some(Member::Other);
+            return self.other();
         }
         self.pos += 1;
         self.whitespace();
@@ -155,6 +155,16 @@ impl<'a> Scanner<'a> {
     fn member(&mut self) -> Option<Member<'a>> {
         if self.peek()? == b'"' {
             return self.plain_string().map(|s| Member::Str(Cow::Borrowed(s)));
+        }
+        self.other()
+    }
+
+    /// A deciding value that is not what decides: [`Member::Other`]. A number here is left to
+    /// serde, which reads it (and refuses one out of `f64`'s range), where elsewhere it only
+    /// skips numbers.
+    fn other(&mut self) -> Option<Member<'a>> {
+        if let b'-' | b'0'..=b'9' = self.peek()? {
+            return None;
         }
         self.skip_value(1)?;
         Some(Member::Other)
@@ -301,7 +311,7 @@ mod tests {
 
     /// Bodies it must leave to serde (valid or not): escapes where they decide, `\u` anywhere,
     /// repeated deciding members, deep nesting, and invalid JSON.
-    const UNSURE: [&str; 10] = [
+    const UNSURE: [&str; 14] = [
         r#"{"method":"tools\/call","params":{"name":"triage_ticket"}}"#,
         r#"{"m\u0065thod":"tools/call","params":{"name":"triage_ticket"}}"#,
         r#"{"method":"tools/call","params":{"n\u0061me":"triage_ticket"}}"#,
@@ -312,6 +322,11 @@ mod tests {
         r#"{"id":01,"method":"tools/list"}"#,
         r#"[]"#,
         r#"{"method":"tools/list"} x"#,
+        // serde reads these numbers, and refuses them (out of range): every scope is needed.
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":1e400}"#,
+        r#"{"method":"tools/call","params":{"name":-1e999}}"#,
+        r#"{"method":1e400,"result":{}}"#,
+        r#"{"method":"tools/list","params":7}"#,
     ];
 
     fn deep(levels: usize) -> String {
@@ -336,6 +351,9 @@ mod tests {
     fn the_unusual_bodies_are_left_to_serde() {
         for body in UNSURE {
             assert_eq!(read(body), None, "{body}");
+        }
+        for out_of_range in &UNSURE[10..13] {
+            assert_eq!(read_with_serde(out_of_range), None, "{out_of_range}");
         }
         assert_eq!(read(&deep(MAX_DEPTH)), None);
         assert!(
