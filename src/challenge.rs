@@ -86,8 +86,7 @@ impl Challenge {
 }
 
 fn respond<B: Default>(status: StatusCode, challenge: HeaderValue) -> Response<B> {
-    let mut response = Response::new(B::default());
-    *response.status_mut() = status;
+    let mut response = bare_status(status);
     response
         .headers_mut()
         .insert(header::WWW_AUTHENTICATE, challenge);
@@ -97,11 +96,18 @@ fn respond<B: Default>(status: StatusCode, challenge: HeaderValue) -> Response<B
 /// `503` with `Retry-After` in whole seconds (at least 1): the keys are missing, not the token.
 fn keys_unavailable<B: Default>(retry_after: Duration) -> Response<B> {
     let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-    let mut response = Response::new(B::default());
-    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let mut response = bare_status(StatusCode::SERVICE_UNAVAILABLE);
     response
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    response
+}
+
+/// A response with `code` and an empty body: the refusals that carry no challenge (a layer
+/// misplaced, a body that failed mid-read).
+pub(crate) fn bare_status<B: Default>(code: StatusCode) -> Response<B> {
+    let mut response = Response::new(B::default());
+    *response.status_mut() = code;
     response
 }
 

@@ -19,7 +19,7 @@ use tower::{Layer, Service};
 
 use crate::agent::Agent;
 use crate::bearer::{self, Credentials};
-use crate::challenge::{Challenge, closing_if_body_unread};
+use crate::challenge::{Challenge, bare_status, closing_if_body_unread};
 use crate::error::AuthError;
 use crate::metadata::ProtectedResourceMetadata;
 use crate::readiness::{IssuerReadiness, KeyRefreshError, Readiness};
@@ -330,11 +330,9 @@ where
             KindProj::Rejected { response } => {
                 // Polled again after completion only by a broken executor: never a `200`.
                 let response = response.take();
-                Poll::Ready(Ok(response.unwrap_or_else(|| {
-                    let mut refusal = Response::new(B::default());
-                    *refusal.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-                    refusal
-                })))
+                Poll::Ready(Ok(
+                    response.unwrap_or_else(|| bare_status(StatusCode::INTERNAL_SERVER_ERROR))
+                ))
             }
             KindProj::Boxed { future } => Poll::Ready(ready!(future.as_mut().poll(cx))),
         }

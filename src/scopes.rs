@@ -8,7 +8,7 @@ use http::{Request, Response, StatusCode};
 use tower::{Layer, Service};
 
 use crate::agent::Agent;
-use crate::challenge::closing_if_body_unread;
+use crate::challenge::{bare_status, closing_if_body_unread};
 use crate::error::AuthError;
 use crate::layer::{Anonymous, ResponseFuture};
 
@@ -134,8 +134,7 @@ where
             tracing::error!(
                 "RequireScopes reached without a verified agent: is AgentAuth layered outside it?"
             );
-            let mut response = Response::new(ResBody::default());
-            *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            let response = bare_status(StatusCode::INTERNAL_SERVER_ERROR);
             return ResponseFuture::rejected(closing_if_body_unread(&request, response));
         };
         if self.rule.admits(agent) {

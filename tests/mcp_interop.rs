@@ -131,6 +131,15 @@ async fn connect(
     ClientConfig::default().serve(transport).await.unwrap()
 }
 
+/// Calls `list_tickets` and checks the tool saw `agent_id` as its caller.
+async fn assert_lists_as(session: &RunningService<RoleClient, ClientConfig>, agent_id: &str) {
+    let listed = session
+        .call_tool(call("list_tickets", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(text_json(&listed)["agent_id"], agent_id);
+}
+
 /// The JSON text of a tool result.
 fn text_json(result: &CallToolResult) -> Value {
     let text = result.content[0].as_text().expect("text content");
@@ -175,11 +184,7 @@ async fn rmcp_discovers_from_the_401_lists_and_calls_both_tools() {
     names.sort();
     assert_eq!(names, ["list_tickets", "triage_ticket"]);
 
-    let listed = session
-        .call_tool(call("list_tickets", json!({})))
-        .await
-        .unwrap();
-    assert_eq!(text_json(&listed)["agent_id"], agent.id);
+    assert_lists_as(&session, &agent.id).await;
     let triaged = session
         .call_tool(call("triage_ticket", json!({"id": "7"})))
         .await
@@ -207,11 +212,7 @@ async fn a_read_only_agent_is_refused_triage_and_its_step_up_is_refused_by_the_i
         .unwrap();
     let session = connect(&mcp, manager).await;
 
-    let listed = session
-        .call_tool(call("list_tickets", json!({})))
-        .await
-        .unwrap();
-    assert_eq!(text_json(&listed)["agent_id"], reader.id);
+    assert_lists_as(&session, &reader.id).await;
 
     let refused = session
         .call_tool(call("triage_ticket", json!({"id": "7"})))
@@ -239,11 +240,7 @@ async fn a_read_only_agent_is_refused_triage_and_its_step_up_is_refused_by_the_i
         .to_string();
     assert!(error.contains("invalid_scope"), "{error}");
     // The session still works for what the agent may do.
-    let again = session
-        .call_tool(call("list_tickets", json!({})))
-        .await
-        .unwrap();
-    assert_eq!(text_json(&again)["agent_id"], reader.id);
+    assert_lists_as(&session, &reader.id).await;
     session.cancel().await.unwrap();
 }
 
@@ -276,11 +273,7 @@ async fn rmcp_private_key_jwt_an_agent_without_any_secret_calls_both_tools() {
     .await
     .unwrap();
     let session = connect(&mcp, manager).await;
-    let listed = session
-        .call_tool(call("list_tickets", json!({})))
-        .await
-        .unwrap();
-    assert_eq!(text_json(&listed)["agent_id"], agent.id);
+    assert_lists_as(&session, &agent.id).await;
     let triaged = session
         .call_tool(call("triage_ticket", json!({"id": "9"})))
         .await

@@ -309,7 +309,8 @@ async fn the_layer_without_agent_auth_outside_refuses_with_500() {
 }
 
 /// Sends a chunked `POST /mcp` whose second chunk-size line is not hexadecimal, so the body
-/// fails after its first chunk; returns the raw response, read until the server closes.
+/// fails after its first chunk; returns the response's head (status line and headers,
+/// lowercased), read until the server closes.
 async fn post_broken_chunked(mcp: &Mcp, scope: &str, first_chunk: &str) -> String {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let addr = mcp
@@ -327,7 +328,12 @@ async fn post_broken_chunked(mcp: &Mcp, scope: &str, first_chunk: &str) -> Strin
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.unwrap();
-    String::from_utf8(response).unwrap()
+    let response = String::from_utf8(response).unwrap();
+    response
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .to_ascii_lowercase()
 }
 
 #[tokio::test]

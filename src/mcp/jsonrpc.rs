@@ -11,7 +11,7 @@
 //! say) cannot change which tool runs and are left to the server. On every body without
 //! duplicates this decides as building a strict `serde_json::Value` did, without allocating the
 //! tree (a unit test compares the two readings). A plain body (the usual one) is read first by
-//! [`super::plain`]'s byte scanner, which answers only where it agrees with this reader.
+//! the byte scanner in `plain.rs`, which answers only where it agrees with this reader.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -47,18 +47,7 @@ pub(super) enum Member<'a> {
 
 /// The body's messages, or `None` when it is not one JSON document the strict reader accepts,
 /// or not an object or a non-empty array of objects.
-pub(super) fn read(body: &[u8]) -> Option<Body<'_>> {
-    // serde_json skips ignored strings without checking their UTF-8: check the whole body, as
-    // the server's parse will (JSON outside strings is ASCII, so this refuses nothing more).
-    let text = std::str::from_utf8(body).ok()?;
-    if let Some(body) = super::plain::read(text) {
-        return Some(body);
-    }
-    read_with_serde(text)
-}
-
-/// [`read`] by serde_json, for every body [`super::plain`] is unsure of.
-pub(super) fn read_with_serde(text: &str) -> Option<Body<'_>> {
+pub(super) fn read(text: &str) -> Option<Body<'_>> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let body = deserializer.deserialize_any(BodyVisitor).ok()?;
     deserializer.end().ok()?;

@@ -36,7 +36,7 @@ use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use crate::agent::Agent;
-use crate::challenge::{close_connection, closing_if_body_unread};
+use crate::challenge::{bare_status, close_connection, closing_if_body_unread};
 use jsonrpc::Member;
 
 /// Bodies up to this size are classified unless configured otherwise: MCP requests are small
@@ -119,7 +119,7 @@ impl Rules {
 
     /// The scope lists `body`'s tool calls need; `None` when it cannot be classified.
     fn classify(&self, body: &[u8]) -> Option<Needs<'_>> {
-        match jsonrpc::read(body)? {
+        match read_body(body)? {
             jsonrpc::Body::One(message) => self.needs(&message).map(Needs::One),
             jsonrpc::Body::Batch(batch) => {
                 let lists = batch.iter().map(|message| self.needs(message));
@@ -146,13 +146,22 @@ impl Rules {
     }
 }
 
+/// The body's messages: a plain body read by the scanner ([`plain`]), any other by serde
+/// ([`jsonrpc`]); `None` when it cannot be classified.
+fn read_body(body: &[u8]) -> Option<jsonrpc::Body<'_>> {
+    // serde_json skips ignored strings without checking their UTF-8: check the whole body, as
+    // the server's parse will (JSON outside strings is ASCII, so this refuses nothing more).
+    let text = std::str::from_utf8(body).ok()?;
+    plain::read(text).or_else(|| jsonrpc::read(text))
+}
+
 /// For [`crate::internals`]: whether [`plain`] and the serde reader read `body` alike (`None`
 /// when the scanner is unsure of it).
 #[cfg(feature = "internals")]
 pub(crate) fn readings_agree(body: &[u8]) -> Option<bool> {
     let text = std::str::from_utf8(body).ok()?;
     let plain = plain::read(text)?;
-    Some(jsonrpc::read_with_serde(text).as_ref() == Some(&plain))
+    Some(jsonrpc::read(text).as_ref() == Some(&plain))
 }
 
 /// The scope lists a classified body needs, one per message, borrowed from the rules: the
@@ -217,7 +226,7 @@ where
             tracing::error!(
                 "McpToolScopes reached without a verified agent: is AgentAuth layered outside it?"
             );
-            let refusal = status(StatusCode::INTERNAL_SERVER_ERROR);
+            let refusal = bare_status(StatusCode::INTERNAL_SERVER_ERROR);
             return McpResponseFuture::answered(closing_if_body_unread(&request, refusal));
         }
         if request.method() != Method::POST {
@@ -307,12 +316,12 @@ where
                     // Polled again after completion only by a broken executor: never a `200`.
                     let response = response.take();
                     let response =
-                        response.unwrap_or_else(|| status(StatusCode::INTERNAL_SERVER_ERROR));
+                        response.unwrap_or_else(|| bare_status(StatusCode::INTERNAL_SERVER_ERROR));
                     return Poll::Ready(Ok(response));
                 }
                 StateProj::Reading { reading } => {
                     let Some(current) = reading.as_mut() else {
-                        return Poll::Ready(Ok(status(StatusCode::INTERNAL_SERVER_ERROR)));
+                        return Poll::Ready(Ok(bare_status(StatusCode::INTERNAL_SERVER_ERROR)));
                     };
                     let (read, body) = ready!(current.poll_read(cx));
                     let Some(Reading {
@@ -322,7 +331,7 @@ where
                         ..
                     }) = reading.take()
                     else {
-                        return Poll::Ready(Ok(status(StatusCode::INTERNAL_SERVER_ERROR)));
+                        return Poll::Ready(Ok(bare_status(StatusCode::INTERNAL_SERVER_ERROR)));
                     };
                     if let Some(refusal) = refusal(&rules, &parts, &read) {
                         state.set(State::Answered { response: None });
@@ -341,7 +350,7 @@ where
 fn refusal<B: Default>(rules: &Rules, parts: &Parts, read: &Read) -> Option<Response<B>> {
     let Some(agent) = parts.extensions.get::<Agent>() else {
         // The caller refused a request without one already; fail closed all the same.
-        return Some(status(StatusCode::INTERNAL_SERVER_ERROR));
+        return Some(bare_status(StatusCode::INTERNAL_SERVER_ERROR));
     };
     let needs = match read {
         Read::Whole(bytes) => rules.classify(bytes),
@@ -363,7 +372,7 @@ fn refusal<B: Default>(rules: &Rules, parts: &Parts, read: &Read) -> Option<Resp
         return Some(refusal);
     }
     if let Read::Failed = read {
-        let mut refusal = status(StatusCode::BAD_REQUEST);
+        let mut refusal = bare_status(StatusCode::BAD_REQUEST);
         close_connection(&mut refusal);
         return Some(refusal);
     }
@@ -454,12 +463,6 @@ impl Buffered {
             Buffered::Many(many) => many.freeze(),
         }
     }
-}
-
-fn status<B: Default>(code: StatusCode) -> Response<B> {
-    let mut response = Response::new(B::default());
-    *response.status_mut() = code;
-    response
 }
 
 #[cfg(test)]

@@ -295,7 +295,7 @@ fn once(seen: &mut bool) -> Option<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mcp::jsonrpc::read_with_serde;
+    use crate::mcp::jsonrpc::read as read_with_serde;
 
     /// Bodies the scanner must answer for: the usual requests, responses and batches.
     const PLAIN: [&str; 8] = [
